@@ -1,0 +1,288 @@
+"""Physical quantities in protocol and rig files.
+
+Every quantity in a file is text with a unit (``2 mA/cm^2``, ``160 degC``), parsed by pint.
+Inside the program a quantity is a plain float in one canonical unit per kind, so the
+control loop never pays for pint. The canonical units are fixed here and nowhere else:
+
+==================  ===============  ==========================================
+kind                canonical unit   note
+==================  ===============  ==========================================
+duration            s
+current             A                sign: + plates the working electrode
+current density     A/cm^2
+voltage             V
+temperature         degC             absolute; ``433.15 K`` is 160 degC
+temperature delta   K                a band or a rise; ``0.5 degC`` is 0.5 K
+temperature rate    K/s              ``5 degC/min`` is 0.0833 K/s
+temperature·time    K*s              runaway integral
+length              cm
+area                cm^2
+charge              C
+areal charge        C/cm^2           ``1 mAh/cm^2`` is 3.6 C/cm^2
+resistance          ohm
+power               W
+fraction            1                ``1 %`` is 0.01
+==================  ===============  ==========================================
+
+pint is imported lazily: ``heatcycler validate`` must start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+if TYPE_CHECKING:
+    import pint
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One kind of quantity: what it is called, its canonical unit and an example."""
+
+    name: str
+    canonical: str
+    example: str
+    dimension: str  # a unit whose dimensionality defines the kind
+    absolute_temperature: bool = False
+    temperature_delta: bool = False
+    alternatives: tuple[str, ...] = ()  # other units of the same kind, for hints
+
+
+DURATION = Kind("duration", "s", "30 min", "s", alternatives=("s", "min", "h"))
+CURRENT = Kind("current", "A", "100 uA", "A", alternatives=("uA", "mA", "A"))
+CURRENT_DENSITY = Kind("current density", "A/cm^2", "2 mA/cm^2", "A/cm^2")
+VOLTAGE = Kind("voltage", "V", "1 V", "V", alternatives=("mV", "V"))
+TEMPERATURE = Kind(
+    "temperature", "degC", "160 degC", "K", absolute_temperature=True, alternatives=("degC", "K")
+)
+TEMPERATURE_DELTA = Kind("temperature difference", "K", "0.5 degC", "K", temperature_delta=True)
+TEMPERATURE_RATE = Kind("temperature rate", "K/s", "5 degC/min", "K/s")
+TEMPERATURE_TIME = Kind("temperature-time integral", "K*s", "300 degC*s", "K*s")
+LENGTH = Kind("length", "cm", "1.0 mm", "cm", alternatives=("um", "mm", "cm"))
+AREA = Kind("area", "cm^2", "0.785 cm^2", "cm^2")
+CHARGE = Kind("charge", "C", "0.5 mAh", "C")
+AREAL_CHARGE = Kind("areal capacity", "C/cm^2", "1 mAh/cm^2", "C/cm^2")
+RESISTANCE = Kind("resistance", "ohm", "100 ohm", "ohm")
+POWER = Kind("power", "W", "100 W", "W")
+FRACTION = Kind("fraction", "", "1 %", "")
+
+_NUMBER = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+_UNIT_FIXES = (("²", "^2"), ("³", "^3"), ("°C", "degC"), ("°F", "degF"), ("°", "deg"), ("μ", "µ"))
+
+
+@functools.cache
+def registry() -> pint.UnitRegistry[Any]:
+    """The one unit registry, built on first use (pint costs ~0.3 s to import and build)."""
+    import pint
+
+    ureg: pint.UnitRegistry[Any] = pint.UnitRegistry()
+    ureg.define("permille = 0.001 = ‰")
+    return ureg
+
+
+def _a(name: str) -> str:
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
+def _error(kind: Kind, got: object, what: str, hint: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        "quantity",
+        "{what}",
+        {"what": what, "hint": hint, "expected": kind.name, "got": repr(got)},
+    )
+
+
+def _example_hint(kind: Kind) -> str:
+    return f"write {_a(kind.name)} with its unit, e.g. '{kind.example}'"
+
+
+@functools.cache
+def _parse_units(text: str) -> Any:
+    return registry().parse_units(text)
+
+
+def parse(value: object, kind: Kind) -> float:
+    """Parse a quantity written with a unit into a float in ``kind.canonical``.
+
+    Raises ``PydanticCustomError('quantity', …)`` carrying ``hint`` in its context, so
+    that the validator reports what is wrong and how to fix it.
+    """
+    if isinstance(value, bool) or value is None:
+        raise _error(kind, value, f"expected {_a(kind.name)}, got {value!r}", _example_hint(kind))
+    if isinstance(value, int | float):
+        if kind is FRACTION:
+            return float(value)
+        raise _error(
+            kind,
+            value,
+            f"{value!r} has no unit; {_a(kind.name)} needs one",
+            f"write '{value} {kind.example.split(' ', 1)[1]}' if that is what you mean",
+        )
+    if not isinstance(value, str):
+        raise _error(
+            kind,
+            value,
+            f"expected {_a(kind.name)} as text such as '{kind.example}'",
+            _example_hint(kind),
+        )
+    match = _NUMBER.match(value)
+    if match is None:
+        raise _error(kind, value, f"{value!r} does not start with a number", _example_hint(kind))
+    magnitude = float(match.group(1))
+    unit_text = match.group(2)
+    for old, new in _UNIT_FIXES:
+        unit_text = unit_text.replace(old, new)
+    if not math.isfinite(magnitude):
+        raise _error(kind, value, f"{value!r} is not a finite number", _example_hint(kind))
+    if not unit_text:
+        if kind is FRACTION:
+            return magnitude
+        raise _error(
+            kind,
+            value,
+            f"{value!r} has no unit; {_a(kind.name)} needs one",
+            f"write '{match.group(1)} {kind.example.split(' ', 1)[1]}' if that is what you mean",
+        )
+    import pint
+
+    try:
+        units = _parse_units(unit_text)
+    except (
+        pint.errors.UndefinedUnitError,
+        pint.errors.DefinitionSyntaxError,
+        AttributeError,
+        TypeError,
+        ValueError,
+        SyntaxError,
+        AssertionError,
+        KeyError,
+        IndexError,
+    ) as exc:
+        raise _error(
+            kind, value, f"unknown unit {unit_text!r} in {value!r}", _example_hint(kind)
+        ) from exc
+    ureg = registry()
+    try:
+        if kind.absolute_temperature:
+            return float(ureg.Quantity(magnitude, units).to("degC").magnitude)
+        if kind.temperature_delta:
+            units = _delta_of(units)
+        target = kind.canonical or "dimensionless"
+        return float(ureg.Quantity(magnitude, units).to(target).magnitude)
+    except (pint.errors.DimensionalityError, pint.errors.OffsetUnitCalculusError) as exc:
+        raise _error(
+            kind,
+            value,
+            f"{value!r} is not {_a(kind.name)} (its unit {unit_text!r} is "
+            f"{_describe_dimension(units)})",
+            _example_hint(kind),
+        ) from exc
+
+
+def _delta_of(units: Any) -> Any:
+    """A lone ``degC``/``degF`` in a difference means a difference, never an offset."""
+    text = str(units)
+    if text == "degree_Celsius":
+        return registry().parse_units("delta_degC")
+    if text == "degree_Fahrenheit":
+        return registry().parse_units("delta_degF")
+    return units
+
+
+_DIMENSION_NAMES = {
+    "[time]": "a duration",
+    "[current]": "a current",
+    "[current] / [length] ** 2": "a current density",
+    "[length] ** 2 * [mass] / [current] / [time] ** 3": "a voltage",
+    "[temperature]": "a temperature",
+    "[temperature] / [time]": "a temperature rate",
+    "[length]": "a length",
+    "[length] ** 2": "an area",
+    "[current] * [time]": "a charge",
+    "[current] * [time] / [length] ** 2": "an areal capacity",
+    "dimensionless": "dimensionless",
+}
+
+
+def _describe_dimension(units: Any) -> str:
+    dim = str(registry().Quantity(1, units).dimensionality)
+    return _DIMENSION_NAMES.get(dim, dim)
+
+
+def format_quantity(value: float, kind: Kind) -> str:
+    """Canonical float back to text that ``parse`` accepts (round trip for model dumps)."""
+    if kind is FRACTION:
+        return f"{value:g}"
+    return f"{value:.12g} {kind.canonical}"
+
+
+def _annotated(kind: Kind, description: str) -> Any:
+    schema: dict[str, Any] = {
+        "type": "string",
+        "description": f"{description} ({kind.name} with unit, e.g. '{kind.example}')",
+        "pattern": r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*\S.*$",
+        "examples": [kind.example],
+    }
+    if kind is FRACTION:
+        schema = {
+            "anyOf": [{"type": "number"}, {"type": "string"}],
+            "description": f"{description} (a fraction: 0.01 or '1 %')",
+            "examples": ["1 %"],
+        }
+    return Annotated[
+        float,
+        BeforeValidator(functools.partial(parse, kind=kind)),
+        PlainSerializer(functools.partial(format_quantity, kind=kind), return_type=str),
+        WithJsonSchema(schema),
+    ]
+
+
+if TYPE_CHECKING:  # to the type checker a quantity is the float it holds
+    Duration = float
+    Current = float
+    CurrentDensity = float
+    Voltage = float
+    Temperature = float
+    TemperatureDelta = float
+    TemperatureRate = float
+    TemperatureTime = float
+    Length = float
+    Area = float
+    Charge = float
+    ArealCharge = float
+    Resistance = float
+    Power = float
+    Fraction = float
+else:
+    Duration = _annotated(DURATION, "a duration")
+    Current = _annotated(CURRENT, "a current")
+    CurrentDensity = _annotated(CURRENT_DENSITY, "a current density")
+    Voltage = _annotated(VOLTAGE, "a voltage")
+    Temperature = _annotated(TEMPERATURE, "an absolute temperature")
+    TemperatureDelta = _annotated(TEMPERATURE_DELTA, "a temperature difference")
+    TemperatureRate = _annotated(TEMPERATURE_RATE, "a rate of temperature change")
+    TemperatureTime = _annotated(TEMPERATURE_TIME, "a temperature-time integral")
+    Length = _annotated(LENGTH, "a length")
+    Area = _annotated(AREA, "an area")
+    Charge = _annotated(CHARGE, "a charge or capacity")
+    ArealCharge = _annotated(AREAL_CHARGE, "an areal capacity")
+    Resistance = _annotated(RESISTANCE, "a resistance")
+    Power = _annotated(POWER, "a power")
+    Fraction = _annotated(FRACTION, "a fraction")
+
+
+def mA_per_cm2(value_a_per_cm2: float) -> float:  # noqa: N802 - unit name
+    """For display: canonical A/cm^2 to mA/cm^2."""
+    return value_a_per_cm2 * 1e3
+
+
+def mAh(value_c: float) -> float:  # noqa: N802 - unit name
+    """For display: coulombs to mAh."""
+    return value_c / 3.6
