@@ -25,11 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from controller.commands import rig_from_args
     from controller.plan import format_plan, make_plan
-    from controller.rig import RigConfig
     from controller.validate import load_protocol
 
     rig = rig_from_args(args)
-    assert rig is None or isinstance(rig, RigConfig)
+    if rig is not None:
+        from controller.rig import RigConfig
+
+        assert isinstance(rig, RigConfig)
     loaded = load_protocol(args.file, rig)
     if not loaded.ok or loaded.protocol is None:
         if args.json:
