@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller import protocol as proto
@@ -30,8 +30,7 @@ from controller.rig import RigConfig, simulated_rig
 SETTLING_ALLOWANCE = 300.0
 #: Default temperature timeout beyond the ramp time (TemperatureParams.timeout).
 TIMEOUT_MARGIN = 1800.0
-#: At most this many executed steps (nested repeats multiply).
-MAX_EXECUTED = 100_000
+MAX_EXECUTED = proto.MAX_EXECUTED_STEPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +375,9 @@ def _estimate(step: Any, area: float) -> _Estimate:
         return _timed(p, density, summary)
     if isinstance(p, proto.HoldVoltageParams):
         summary = f"{p.voltage:g} V, current limit {_current_text(p.current_limit)}"
-        return _timed(p, p.current_limit / area, summary)
+        est = _timed(p, p.current_limit / area, summary)
+        # the current is the cell's answer: anything from 0 to the limit
+        return replace(est, charge=Bounds(0.0, est.charge.max), charge_if_continues=0.0)
     if isinstance(p, proto.DcPolarizationParams):
         summary = (
             f"{p.voltage:g} V until the current is steady ({_percent(p.steady.tolerance)} over "
@@ -595,17 +596,6 @@ def _sum(items: Iterator[Bounds] | Any) -> Bounds:
     return total
 
 
-def executed_count(steps: list[Any]) -> int:
-    """How many steps a run executes (repeats expanded), without expanding them."""
-    total = 0
-    for step in steps:
-        if isinstance(step, proto.Repeat):
-            total += step.repeat.count * executed_count(step.repeat.steps)
-        else:
-            total += 1
-    return total
-
-
 # ------------------------------------------------------------------ limits
 
 
@@ -769,7 +759,7 @@ def make_plan(protocol: proto.Protocol, rig: RigConfig | None = None) -> Plan:
     Expects a protocol that passed validation (``load_protocol``); raises ``UserError``
     only when nested repeats expand to more than ``MAX_EXECUTED`` steps.
     """
-    n = executed_count(protocol.steps)
+    n = proto.executed_count(protocol.steps)
     if n > MAX_EXECUTED:
         raise UserError(
             f"this protocol runs {n} steps (nested repeats multiply); plan handles at most "

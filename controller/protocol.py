@@ -745,6 +745,21 @@ def _walk(steps: list[Any], prefix: tuple[int, ...]) -> Any:
             yield from _walk(step.repeat.steps, (*prefix, i))
 
 
+#: At most this many executed steps in a run (repeats expanded; nested repeats multiply).
+MAX_EXECUTED_STEPS = 100_000
+
+
+def executed_count(steps: list[Any]) -> int:
+    """How many steps a run executes, repeats expanded (without expanding them)."""
+    total = 0
+    for step in steps:
+        if isinstance(step, Repeat):
+            total += step.repeat.count * executed_count(step.repeat.steps)
+        else:
+            total += 1
+    return total
+
+
 def walk_steps(steps: list[Any]) -> Any:
     """Every step with its index path (nested repeats included), depth first."""
     return _walk(steps, ())

@@ -229,8 +229,12 @@ def parse(value: object, kind: Kind) -> float:
         )
     fast = FAST_UNITS.get((kind.name, unit_text))
     if fast is not None:
-        return magnitude * fast[0] + fast[1]
-    return _parse_with_pint(value, kind, magnitude, match.group(1), unit_text)
+        result = magnitude * fast[0] + fast[1]
+    else:
+        result = _parse_with_pint(value, kind, magnitude, match.group(1), unit_text)
+    if not math.isfinite(result):
+        raise _error(kind, value, f"{value!r} is too large", _example_hint(kind))
+    return result
 
 
 def _parse_with_pint(
@@ -240,17 +244,8 @@ def _parse_with_pint(
 
     try:
         units = _parse_units(unit_text)
-    except (
-        pint.errors.UndefinedUnitError,
-        pint.errors.DefinitionSyntaxError,
-        AttributeError,
-        TypeError,
-        ValueError,
-        SyntaxError,
-        AssertionError,
-        KeyError,
-        IndexError,
-    ) as exc:
+    except Exception as exc:  # pint's parser raises many kinds of error on odd text
+        # (UndefinedUnitError, DefinitionSyntaxError, tokenize.TokenError, ValueError, …)
         known = [u for (k, u) in FAST_UNITS if k == kind.name]
         guess = difflib.get_close_matches(unit_text, known, n=1, cutoff=0.6)
         hint = f"did you mean '{number} {guess[0]}'?" if guess else _example_hint(kind)
@@ -288,24 +283,33 @@ def _delta_of(units: Any) -> Any:
     return units
 
 
-_DIMENSION_NAMES = {
-    "[time]": "a duration",
-    "[current]": "a current",
-    "[current] / [length] ** 2": "a current density",
-    "[length] ** 2 * [mass] / [current] / [time] ** 3": "a voltage",
-    "[temperature]": "a temperature",
-    "[temperature] / [time]": "a temperature rate",
-    "[length]": "a length",
-    "[length] ** 2": "an area",
-    "[current] * [time]": "a charge",
-    "[current] * [time] / [length] ** 2": "an areal capacity",
-    "dimensionless": "dimensionless",
-}
+# What a unit's dimension is called, by a unit of that dimension (compared as pint
+# dimensionalities: their text form depends on pint's ordering).
+_DIMENSION_NAMES = (
+    ("s", "a duration"),
+    ("A", "a current"),
+    ("A/cm^2", "a current density"),
+    ("V", "a voltage"),
+    ("K", "a temperature"),
+    ("K/s", "a temperature rate"),
+    ("cm", "a length"),
+    ("cm^2", "an area"),
+    ("C", "a charge"),
+    ("C/cm^2", "an areal capacity"),
+    ("ohm", "a resistance"),
+    ("W", "a power"),
+    ("K*s", "a temperature-time integral"),
+    ("", "dimensionless"),
+)
 
 
 def _describe_dimension(units: Any) -> str:
-    dim = str(registry().Quantity(1, units).dimensionality)
-    return _DIMENSION_NAMES.get(dim, dim)
+    ureg = registry()
+    dim = ureg.Quantity(1, units).dimensionality
+    for unit, name in _DIMENSION_NAMES:
+        if ureg.Quantity(1, unit or "dimensionless").dimensionality == dim:
+            return name
+    return f"of dimension {dim}"
 
 
 def format_quantity(value: float, kind: Kind) -> str:

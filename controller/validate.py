@@ -303,7 +303,9 @@ def translate(exc: ValidationError, src: Source, root: type[BaseModel]) -> list[
         elif kind in ("string_type",):
             what = f"expected text, got {given!r}"
             example = _EXAMPLES.get(str(loc[-1]), "some text") if loc else "some text"
-            hint = f'write text, e.g. `{loc[-1]}: {example}`; quote what looks like a number: `"07"`'
+            hint = (
+                f'write text, e.g. `{loc[-1]}: {example}`; quote what looks like a number: `"07"`'
+            )
         elif kind in ("model_type", "model_attributes_type", "dict_type"):
             what = f"expected a mapping of keys, got {given!r}"
             allowed = _allowed_keys(root, loc)
@@ -326,7 +328,7 @@ def translate(exc: ValidationError, src: Source, root: type[BaseModel]) -> list[
             what = f"{given!r}: {err['msg'].lower()}"
             hint = "change the value"
         elif kind == "string_pattern_mismatch":
-            what = f"{given!r} is not allowed here: {err['msg'].lower()}"
+            what = f"{given!r} has characters that are not allowed here"
             hint = "use letters, digits, '.', '_' and '-' only"
         elif kind == "string_too_short":
             what = "must not be empty"
@@ -630,6 +632,17 @@ def limit_problems(
                 )
             )
     out += _thermal_problems(model, rig)
+    total = proto.executed_count(list(model.steps))
+    if total > proto.MAX_EXECUTED_STEPS:
+        first = next(i for i, step in enumerate(model.steps) if isinstance(step, proto.Repeat))
+        out.append(
+            (
+                ("steps", first, "repeat", "count"),
+                f"this protocol runs {total} steps once its repeats are expanded (nested "
+                f"repeats multiply); at most {proto.MAX_EXECUTED_STEPS} are allowed",
+                "lower the repeat counts, or repeat inside one step (`cycle` with `count:`)",
+            )
+        )
     if rig is not None:
         for name, value in (("min", window.min), ("max", window.max)):
             if abs(value) > rig.smu.voltage_max:
