@@ -338,7 +338,7 @@ class TimedBase(ElectrochemBase):
 
 
 class RestParams(TimedBase):
-    """Open circuit (output off, high impedance)."""
+    """Open circuit: the SMU sources 0 A with its output on and measures the voltage."""
 
     on_short: ShortAction = ShortAction.NEXT
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from controller import protocol as proto
-from controller.plan import Plan, make_plan
+from controller.plan import Plan, bounds_text, charge_text, make_plan
 from controller.rig import simulated_rig
 from controller.schema import protocols_dir, schema_text
 from controller.validate import load_protocol
@@ -123,3 +123,25 @@ def test_one_way_ramp_plates_only() -> None:
 def test_schema_json_is_up_to_date() -> None:
     """protocols/schema.json is generated from the models: regenerate with `heatcycler schema`."""
     assert (PROTOCOLS / "schema.json").read_text(encoding="utf-8") == schema_text()
+
+
+def test_the_readme_worked_example(tmp_path: Path) -> None:
+    """The example technicians copy from README.md is valid and plans as the README says."""
+    readme = (PROTOCOLS.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### A worked example", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "precycle-then-ccd-140C.yaml"
+    path.write_text(example, encoding="utf-8")
+    loaded = load_protocol(path, SIM)
+    assert loaded.ok, [p.format() for p in loaded.problems]
+    assert loaded.protocol is not None
+    plan = make_plan(loaded.protocol, SIM)
+    assert [s.kind for s in plan.steps] == [
+        "temperature",
+        "cycle",
+        "temperature",
+        "ccd_ramp",
+        "rest",
+    ]
+    assert f"total duration   {bounds_text(plan.duration)}\n" in readme
+    assert f"charge per cm^2  {bounds_text(plan.charge_per_cm2, charge_text)}\n" in readme
