@@ -18,7 +18,7 @@ soak; the upper bound is the timeout (default: ramp time + 30 min) plus the soak
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -235,7 +235,12 @@ def _condition_min(until: proto.Until | None) -> tuple[float | None, list[str]]:
 
 
 def _bounded(
-    upper: float, until: proto.Until | None, charge_at: Any, summary: str, *, fixed_end: str
+    upper: float,
+    until: proto.Until | None,
+    charge_at: Callable[[float], float],
+    summary: str,
+    *,
+    fixed_end: str,
 ) -> _Estimate:
     """A step that runs at most ``upper`` seconds and may end earlier on ``until``."""
     cond_min, words = _condition_min(until)
@@ -294,7 +299,7 @@ def _cycle(p: proto.CycleParams, area: float) -> _Estimate:
     shape = (
         f"plate/strip {duration_text(half)} each"
         if p.first is proto.Direction.PLATE
-        else (f"strip/plate {duration_text(half)} each")
+        else f"strip/plate {duration_text(half)} each"
     )
     rest = f", rest {duration_text(p.rest)} after each" if p.rest else ""
     summary = f"{shape}{rest}, at {level}"
@@ -384,10 +389,12 @@ def _estimate(step: Any, area: float) -> _Estimate:
             f"{duration_text(p.steady.window)}), current limit {_current_text(p.current_limit)}"
         )
         limit = p.current_limit / area
+        # steady needs a whole window of data, and never before min_duration
+        earliest = min(max(p.min_duration, p.steady.window), p.max_duration)
         return _Estimate(
-            Bounds(p.min_duration, p.max_duration),
+            Bounds(earliest, p.max_duration),
             Bounds(0.0, limit * p.max_duration),
-            f"when the current is steady, after at least {duration_text(p.min_duration)}; "
+            f"when the current is steady, after at least {duration_text(earliest)}; "
             f"at the latest after {duration_text(p.max_duration)}",
             summary,
         )
@@ -589,7 +596,7 @@ def _envelope(items: list[Bounds]) -> Bounds:
     return Bounds(min(b.min for b in items), max(b.max for b in items))
 
 
-def _sum(items: Iterator[Bounds] | Any) -> Bounds:
+def _sum(items: Iterable[Bounds]) -> Bounds:
     total = ZERO
     for b in items:
         total = total + b
