@@ -46,7 +46,7 @@ CELL_TYPES = ("symmetric", "anode_free", "blocking")
 SHORT_KINDS = ("soft", "hard")
 
 WE, CE = 0, 1
-_STEP_GROWTH = 0.04  # largest change of ln(reach) per sub-step
+_STEP_GROWTH = 0.01  # largest change of ln(reach) per sub-step
 _SOFT_DEPTH = (0.3, 0.8)  # fraction of the voltage lost at a soft short's onset
 _SOFT_TAU_MEDIAN = 4.0  # s, recovery time constant of a soft short
 _PLATEAU_WIDTH = 0.05  # V, logistic width of the first oxidation plateau's onset

@@ -56,7 +56,10 @@ def _temperature_step(step: proto.Step, **update: float) -> proto.TemperatureSte
 
 
 def ccd_protocol(temperature: float) -> proto.Protocol:
-    """The bundled symmetric CCD ramp (1 h at temperature first) at ``temperature``."""
+    """The bundled symmetric CCD ramp (1 h at temperature first) at ``temperature``: the
+    bundled file itself where there is one (125, 140, 160 °C)."""
+    if (protocols_dir() / f"ccd-ramp-{temperature:g}C.yaml").is_file():
+        return bundled(f"ccd-ramp-{temperature:g}C")
     base = bundled("ccd-ramp-125C")
     warm_up = _temperature_step(base.steps[0], setpoint=temperature)
     return _with_step(base, 0, warm_up)
@@ -126,16 +129,13 @@ def _fmt_ccd(value: float | None) -> str:
     return "no short" if value is None else f"{value * 1e3:.2f}"
 
 
-def _spread(values: Sequence[float | None], scale: float, unit: str) -> str:
+def _spread(values: Sequence[float | None], scale: float, fmt: str) -> str:
     found = [v * scale for v in values if v is not None]
     if not found:
         return "no short"
     missing = len(values) - len(found)
-    text = (
-        f"{min(found):.3g}–{max(found):.3g} {unit} (median {statistics.median(found):.3g})"
-        if unit
-        else f"{min(found):.0f}–{max(found):.0f} (median {statistics.median(found):.0f})"
-    )
+    low, high, median = min(found), max(found), statistics.median(found)
+    text = f"{low:{fmt}}–{high:{fmt}} (median {median:{fmt}})"
     return text + (f", {missing} never shorted" if missing else "")
 
 
@@ -146,10 +146,10 @@ def table(seeds: Sequence[int]) -> list[Row]:
         v0 = values[0]
         rows.append(
             Row(
-                f"CCD at {temperature:.0f} °C (mA/cm²), ccd-ramp protocol",
+                f"CCD at {temperature:.0f} °C, mA/cm² (ccd-ramp-{temperature:.0f}C)",
                 f"{target * 1e3:.1f} ± 10 %",
                 _fmt_ccd(v0),
-                _spread(values, 1e3, "mA/cm²"),
+                _spread(values, 1e3, ".1f"),
                 all(v is not None and abs(v - target) <= 0.1 * target + 1e-12 for v in values),
             )
         )
@@ -159,7 +159,7 @@ def table(seeds: Sequence[int]) -> list[Row]:
             "cycles to short, no therapy (control-no-therapy-LiBH4)",
             f"≈ {TARGET_CONTROL} (30–50)",
             str(control[0]),
-            _spread([float(c) if c is not None else None for c in control], 1, ""),
+            _spread([float(c) if c is not None else None for c in control], 1, ".0f"),
             all(c is not None and 30 <= c <= 50 for c in control),
         )
     )
@@ -169,7 +169,7 @@ def table(seeds: Sequence[int]) -> list[Row]:
             "cycles to short, 6 h at 160 °C + 3 h at 125 °C (heat-therapy-LiBH4)",
             f"> {TARGET_THERAPY} (kept ≤ 170)",
             str(therapy[0]),
-            _spread([float(c) if c is not None else None for c in therapy], 1, ""),
+            _spread([float(c) if c is not None else None for c in therapy], 1, ".0f"),
             all(c is not None and TARGET_THERAPY < c <= 170 for c in therapy),
         )
     )
@@ -177,10 +177,10 @@ def table(seeds: Sequence[int]) -> list[Row]:
         values = [one_way_ccd(name, s) for s in seeds]
         rows.append(
             Row(
-                f"one-way CCD of {name} at 25 °C (µA/cm²), one-way-plating-ramp",
+                f"one-way CCD of {name} at 25 °C, µA/cm² (one-way-plating-ramp)",
                 f"≈ {target * 1e6:.0f} (rough)",
                 "no short" if values[0] is None else f"{values[0] * 1e6:.0f}",
-                _spread(values, 1e6, "µA/cm²"),
+                _spread(values, 1e6, ".0f"),
                 all(v is not None and abs(v - target) <= 0.3 * target for v in values),
             )
         )

@@ -95,6 +95,23 @@ def cell_spec(cell: proto.Cell) -> CellSpec:
     )
 
 
+def _voltage_done(until: proto.Until, v: float, dt: float, held: dict[str, float]) -> bool:
+    """A voltage condition of ``until`` has held for its debounce time."""
+    rules = (
+        ("above", until.voltage_above, v),
+        ("below", until.voltage_below, -v),
+        ("abs", until.abs_voltage_above, abs(v)),
+    )
+    for name, rule, value in rules:
+        if rule is None:
+            continue
+        hit = value > (-rule.value if name == "below" else rule.value)
+        held[name] = held.get(name, 0.0) + dt if hit else 0.0
+        if hit and held[name] >= (rule.hold_for or until.hold_for) - 1e-9:
+            return True
+    return False
+
+
 class _Runner:
     def __init__(
         self,
@@ -126,23 +143,13 @@ class _Runner:
             self.trace.append(Sample(self.now, self.temperature, current, v))
         return v
 
-    def _hold(
-        self,
-        duration: float,
-        current: float,
-        until: proto.Until | None = None,
-        sample_period: float | None = None,
-    ) -> str:
+    def _hold(self, duration: float, current: float, until: proto.Until | None = None) -> str:
         """Galvanostatic hold (0 A is open circuit). Returns why it ended."""
         end = self.now + duration
-        voltage_rules = until is not None and (
+        voltage_rules = until is not None and bool(
             until.voltage_above or until.voltage_below or until.abs_voltage_above
         )
-        step = self.chunk
-        if voltage_rules or current != 0.0:
-            step = (
-                min(step, sample_period or self.p.record.sample_period) if voltage_rules else step
-            )
+        step = min(self.chunk, self.p.record.sample_period) if voltage_rules else self.chunk
         held: dict[str, float] = {}
         while self.now < end - 1e-9:
             dt = min(step, end - self.now)
@@ -154,44 +161,17 @@ class _Runner:
             v = self._sample(current)
             if current != 0.0 and not self.window.min <= v <= self.window.max:
                 raise _Stop("voltage_limit")
-            if voltage_rules and until is not None and self._voltage_done(until, v, dt, held):
+            if until is not None and voltage_rules and _voltage_done(until, v, dt, held):
                 return "voltage"
         return "done"
-
-    def _voltage_done(
-        self, until: proto.Until, v: float, dt: float, held: dict[str, float]
-    ) -> bool:
-        rules = (
-            (
-                "above",
-                until.voltage_above,
-                v > (until.voltage_above.value if until.voltage_above else 0),
-            ),
-            (
-                "below",
-                until.voltage_below,
-                v < (until.voltage_below.value if until.voltage_below else 0),
-            ),
-            (
-                "abs",
-                until.abs_voltage_above,
-                abs(v) > (until.abs_voltage_above.value if until.abs_voltage_above else 0),
-            ),
-        )
-        for name, rule, hit in rules:
-            if rule is None:
-                continue
-            held[name] = held.get(name, 0.0) + dt if hit else 0.0
-            if hit and held[name] >= (rule.hold_for or until.hold_for) - 1e-9:
-                return True
-        return False
 
     def _ramp(self, setpoint: float, rate: float | None) -> None:
         if rate is None:
             rate = RAMP_UP_MAX if setpoint > self.temperature else RAMP_DOWN_MAX
         while abs(setpoint - self.temperature) > 1e-9:
             span = setpoint - self.temperature
-            dt = min(self.chunk, abs(span) / rate)
+            # the cell sees a constant temperature per call: cut the ramp into 1 K pieces
+            dt = min(self.chunk, abs(span) / rate, 1.0 / rate)
             delta = math.copysign(min(abs(span), rate * dt), span)
             mid = self.temperature + delta / 2
             self.cell.advance(dt, 0.0, mid)
@@ -346,23 +326,26 @@ class _Runner:
         for level in range(p.levels):
             density = p.level_density(level)
             amps = density * self.area
-            result.ccd = density
-            try:
-                if p.mode is proto.RampMode.ONE_WAY:
-                    duration = p.per_level if p.per_level is not None else p.capacity / density  # type: ignore[operator]
-                    self._hold(duration, sign * amps, p.until)
+            result.ccd = density  # if the cell shorts at this level, this is the CCD
+            if p.mode is proto.RampMode.ONE_WAY:
+                self._hold(self._per_level(p.per_level, p.capacity, density), sign * amps, p.until)
+                if p.rest > 0:
+                    self._hold(p.rest, 0.0)
+                continue
+            half = self._per_level(p.half_cycle, p.capacity, density)
+            for _ in range(p.cycles_per_level):
+                for s in (sign, -sign):
+                    self._hold(half, s * amps, p.until)
                     if p.rest > 0:
                         self._hold(p.rest, 0.0)
-                    continue
-                half = p.half_cycle if p.half_cycle is not None else p.capacity / density  # type: ignore[operator]
-                for _ in range(p.cycles_per_level):
-                    for s in (sign, -sign):
-                        self._hold(half, s * amps, p.until)
-                        if p.rest > 0:
-                            self._hold(p.rest, 0.0)
-            except _Short:
-                raise
         result.ccd = None  # reached max without a short
+
+    @staticmethod
+    def _per_level(duration: float | None, capacity: float | None, density: float) -> float:
+        if duration is not None:
+            return duration
+        assert capacity is not None  # the model requires one of the two
+        return capacity / density
 
 
 def rehearse(
