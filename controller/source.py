@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,34 +59,71 @@ def load_yaml(path: Path | str, text: str | None = None) -> Source:
     if text is None:
         text = _read_text(name, Path(path))
     yaml = YAML(typ="rt")
+    yaml.Constructor = _constructor()
     yaml.allow_duplicate_keys = False
     try:
         data = yaml.load(text)
     except MarkedYAMLError as exc:
         problem = _syntax_problem(name, text, exc)
         raise UserError(problem.format(), problem.hint, [problem]) from None
-    except YAMLError as exc:  # pragma: no cover - unmarked errors are rare
-        problem = Problem(name, 1, 1, "", f"YAML error: {exc}", "check the file's syntax")
+    except (YAMLError, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        # unmarked YAML errors, and the parser's own slips on odd text: still no traceback
+        problem = Problem(
+            name, 1, 1, "", f"YAML could not be read: {exc}", "check the file's syntax"
+        )
         raise UserError(problem.format(), problem.hint, [problem]) from None
     return Source(name, text, data)
+
+
+@functools.cache
+def _constructor() -> type:
+    """ruamel's round-trip constructor, but a scalar that only looks like a number or a
+    date (`-_`, `._`, `2026-13-45`) stays text instead of crashing the loader; the
+    validator then says what it expected there, at its line."""
+    from ruamel.yaml.constructor import RoundTripConstructor
+
+    class Constructor(RoundTripConstructor):
+        def _or_text(self, construct: Any, node: Any) -> Any:
+            try:
+                return construct(self, node)
+            except (ValueError, TypeError, IndexError, KeyError, OverflowError):
+                return self.construct_scalar(node)
+
+        def construct_yaml_int(self, node: Any) -> Any:
+            return self._or_text(RoundTripConstructor.construct_yaml_int, node)
+
+        def construct_yaml_float(self, node: Any) -> Any:
+            return self._or_text(RoundTripConstructor.construct_yaml_float, node)
+
+        def construct_yaml_timestamp(self, node: Any, values: Any = None) -> Any:
+            return self._or_text(RoundTripConstructor.construct_yaml_timestamp, node)
+
+    for tag, method in (
+        ("tag:yaml.org,2002:int", Constructor.construct_yaml_int),
+        ("tag:yaml.org,2002:float", Constructor.construct_yaml_float),
+        ("tag:yaml.org,2002:timestamp", Constructor.construct_yaml_timestamp),
+    ):
+        Constructor.add_constructor(tag, method)
+    return Constructor
 
 
 def _read_text(name: str, path: Path) -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise UserError(f"{name}: no such file", "check the path") from None
+        raise _unreadable(name, "no such file", "check the path") from None
     except IsADirectoryError:
-        raise UserError(
-            f"{name}: is a directory, not a protocol file", "give the path of a .yaml file"
+        raise _unreadable(
+            name, "is a directory, not a YAML file", "give the path of a .yaml file"
         ) from None
     except OSError as exc:
-        raise UserError(f"{name}: cannot read: {exc.strerror}", "check permissions") from None
+        raise _unreadable(name, f"cannot read: {exc.strerror}", "check its permissions") from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        col = len(raw[line_start : exc.start].decode("utf-8", errors="replace")) + 1
         bad = " ".join(f"0x{b:02x}" for b in raw[exc.start : exc.end])
         what = f"not UTF-8 text: byte {bad} cannot be read (another encoding, e.g. Latin-1?)"
         hint = (
@@ -94,6 +132,10 @@ def _read_text(name: str, path: Path) -> str:
         )
         problem = Problem(name, line, col, "", what, hint)
         raise UserError(problem.format(), hint, [problem]) from None
+
+
+def _unreadable(name: str, what: str, hint: str) -> UserError:
+    return UserError(f"{name}: {what}", hint, [Problem(name, 1, 1, "", what, hint)])
 
 
 def _syntax_problem(name: str, text: str, exc: Any) -> Problem:

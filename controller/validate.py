@@ -230,27 +230,34 @@ def _step_shape_problems(src: Source) -> tuple[list[Problem], set[str]]:
     return problems, bad
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop pydantic's union tags from locs.
+def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """Drop pydantic's union tags from locs, keeping every key the file really has.
 
     ('steps', 0, 'cycle', 'cycle', 'x') -> ('steps', 0, 'cycle', 'x')."""
     out: list[Any] = []
+    node = data
     i = 0
     while i < len(loc):
         part = loc[i]
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            out.append(part)
+            i += 1
+            continue
+        is_key = isinstance(node, dict) and part in node
         if (
-            isinstance(part, str)
-            and part in proto.STEP_KINDS
+            part in proto.STEP_KINDS
             and i + 1 < len(loc)
             and loc[i + 1] == part
             and out
             and isinstance(out[-1], int)
         ):
-            i += 1
+            i += 1  # the discriminator's tag; the next part is the key
             continue
-        if isinstance(part, str) and ("[" in part or part in {"Until", "Threshold"}):
-            i += 1
+        if not is_key and isinstance(part, str) and ("[" in part or part in {"Until", "Threshold"}):
+            i += 1  # a union member's tag, not a key of the file
             continue
+        node = node[part] if is_key else None
         out.append(part)
         i += 1
     return tuple(out)
@@ -260,7 +267,7 @@ def translate(exc: ValidationError, src: Source, root: type[BaseModel]) -> list[
     """pydantic errors -> located problems with a hint each."""
     problems = []
     for err in exc.errors(include_url=False):
-        loc = _clean_loc(tuple(err["loc"]))
+        loc = _clean_loc(tuple(err["loc"]), src.data)
         kind = err["type"]
         ctx = err.get("ctx") or {}
         given = err.get("input")
@@ -270,12 +277,12 @@ def translate(exc: ValidationError, src: Source, root: type[BaseModel]) -> list[
             if ctx.get("field"):
                 loc = (*loc, str(ctx["field"]))
                 at_key = bool(ctx.get("at_key"))
-        elif kind == "missing":
+        elif kind == "missing" and loc:
             name = loc[-1]
             what = f"missing required key {name!r}"
             hint = _missing_hint(str(name), _example(root, loc))
             loc, at_key = loc[:-1], True
-        elif kind == "extra_forbidden":
+        elif kind == "extra_forbidden" and loc:
             name = str(loc[-1])
             allowed = _allowed_keys(root, loc[:-1])
             guess = difflib.get_close_matches(name, allowed, n=1, cutoff=0.5)

@@ -74,7 +74,7 @@ def test_validate_missing_file_and_directory(capsys: Capture, tmp_path: Path) ->
     code, out, err = run(capsys, "validate", str(tmp_path / "nope.yaml"))
     assert out == ""
     assert code == 2
-    assert f"{tmp_path / 'nope.yaml'}:1:1: {tmp_path / 'nope.yaml'}: no such file" in err
+    assert err.startswith(f"{tmp_path / 'nope.yaml'}:1:1: no such file\n")
     assert "hint: check the path" in err
     code, _, err = run(capsys, "validate", str(tmp_path))
     assert code == 2
@@ -204,3 +204,20 @@ def test_the_console_script() -> None:
     assert bad.returncode == 2
     assert "K` means kelvin: 160 K is -113.15 degC" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_non_utf8_is_located_by_character(capsys: Capture, tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("name: x\ndescription: 25 °C then ".encode() + b"\xb0C\n")
+    code, _, err = run(capsys, "validate", str(latin1))
+    assert code == 2
+    assert err.startswith(
+        f"{latin1}:2:25: not UTF-8 text: byte 0xb0 cannot be read (another encoding, e.g. "
+        "Latin-1?)\n"
+    )
+
+
+def test_a_missing_rig_file(capsys: Capture, tmp_path: Path) -> None:
+    code, out, err = run(capsys, "plan", str(THERAPY), "--rig", str(tmp_path / "rig.yaml"))
+    assert (code, out) == (2, "")
+    assert err == f"{tmp_path / 'rig.yaml'}:1:1: no such file\n    hint: check the path\n"
