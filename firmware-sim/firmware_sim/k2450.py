@@ -261,7 +261,8 @@ class Keithley2450:
         cell_wired = t.connected and self.terminal_select == "FRONt"
         temperature = t.cell_temperature
         cell = t.cell
-        r_lead = 0.0 if self.senses["VOLTage"].rsense else self.lead_resistance
+        # the measure function's sense setting decides 2- or 4-wire (output on only)
+        r_lead = 0.0 if self.senses[self.sense_function].rsense else self.lead_resistance
         if not self.output:
             return self._output_off_point(cell, temperature, cell_wired)
         if self.source_function == "CURRent":
@@ -372,11 +373,11 @@ class Keithley2450:
             source = self._digitize(actual, kind, src.range, self.senses["VOLTage"].nplc)
         else:
             source = programmed
-        source_status = (STAT_READBACK if src.readback else 0) | (
-            STAT_SENSE if self.senses["VOLTage"].rsense else 0
-        )
+        source_status = STAT_READBACK if src.readback else 0
         if self.output:
             source_status |= STAT_OUTPUT
+            if self.senses[self.sense_function].rsense:
+                source_status |= STAT_SENSE
             if op.limited:
                 source_status |= STAT_LIMIT
         status = STAT_QUESTIONABLE if abs(value) >= OVERFLOW else 0
@@ -706,11 +707,7 @@ class Keithley2450:
         def write(c: Command) -> None:
             c.expect(1)
             on = c.param(0).boolean()
-            if attr == "rsense":  # one setting of the instrument's sense terminals
-                for s in self.senses.values():
-                    s.rsense = on
-            else:
-                setattr(self._settings(kind, fn), attr, on)
+            setattr(self._settings(kind, fn), attr, on)
             if attr == "autorange" and kind == "source" and on:
                 src = self.sources[fn]
                 ranges = CURRENT_RANGES if fn == "CURRent" else VOLTAGE_RANGES
@@ -931,7 +928,10 @@ class Keithley2450:
 
     def _set_terminals(self, c: Command) -> None:
         c.expect(1)
-        self.terminal_select = c.param(0).choice("FRONt", "REAR")
+        choice = c.param(0).choice("FRONt", "REAR")
+        if choice != self.terminal_select:
+            self.output = False  # switching terminals turns the output off
+        self.terminal_select = choice
 
     def _take(self, buffer: ReadingBuffer) -> Reading:
         reading = self.measure()
