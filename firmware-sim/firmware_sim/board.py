@@ -78,6 +78,7 @@ class HeaterBoardFirmware:
         self.permille = 0
         self.lease_until = -math.inf
         self.trip: str | None = None
+        self.trip_time: float | None = None  # rig time the trip latched
         self.crc_errors = 0
         self._corrupt_times: deque[float] = deque()
         self._fault_first: int | None = None  # first conversion of a run with fault bits
@@ -128,6 +129,7 @@ class HeaterBoardFirmware:
     def _latch(self, reason: str) -> None:
         if self.trip is None:
             self.trip = reason
+            self.trip_time = self.bench.time
         self.permille = 0
         self.lease_until = -math.inf
 

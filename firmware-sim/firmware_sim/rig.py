@@ -39,7 +39,7 @@ VIRTUAL_EPOCH = 1_767_225_600.0
 #: longest physics step while the heater is on / off (s)
 STEP_HEATING = 1.0
 STEP_IDLE = 10.0
-#: finer steps this close (degC) below the board's max limit while heating
+#: steps of one conversion this close (degC) to the board's limits
 NEAR_LIMIT = 3.0
 
 _TC_PROBES = {"tc_open": "open", "tc_short_gnd": "short_gnd", "tc_short_vcc": "short_vcc"}
@@ -186,8 +186,12 @@ class SimRig:
             while self.time < t:
                 duty = self.heater_duty
                 step = STEP_HEATING if duty > 0 else STEP_IDLE
-                if duty > 0 and self.heater.sensor > self.board_firmware.limit_max - NEAR_LIMIT:
-                    step = CONVERSION_PERIOD
+                board = self.board_firmware
+                sensor = self.heater.sensor
+                if board.trip is None and not (
+                    board.limit_min + NEAR_LIMIT < sensor < board.limit_max - NEAR_LIMIT
+                ):
+                    step = CONVERSION_PERIOD  # near a limit: look at every conversion
                 t_next = min(t, self.time + step)
                 for event in (self.board_firmware.next_event(), self.faults.next_time()):
                     if self.time < event < t_next:
