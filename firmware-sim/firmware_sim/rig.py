@@ -15,6 +15,7 @@ The host reaches the rig through two :class:`drivers.transport.LineDevice` objec
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import threading
@@ -248,5 +249,7 @@ class SimRig:
                 "in_limit": op.limited,
                 "charge": self.charge,
                 "cell_hard_shorted": self.cell.hard_shorted,
+                "cell_spec": dataclasses.asdict(self.cell_spec),
+                "seed": self.seed,
                 "faults": {k: v for k, v in self.faults.active.items()},
             }

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import serial
-
 from firmware_sim.board import crc16, frame, unframe
 from firmware_sim.ohmic import OhmicCell
 from firmware_sim.rig import ManualClock, SimRig
@@ -51,7 +50,8 @@ def bench(tmp_path: Path) -> Iterator[Bench]:
     rig = SimRig(clock, cell=OhmicCell(), seed=1)
     link = tmp_path / "heater"
     with serve_in_thread(rig, link=link) as server:
-        assert server.serial_path is not None and server.serial_path.startswith("/dev/pts/")
+        assert server.serial_path is not None
+        assert server.serial_path.startswith("/dev/pts/")
         client = BoardClient(str(link))
         try:
             yield Bench(rig, clock, client)
@@ -75,7 +75,8 @@ def test_identity_and_every_reply_is_framed(bench: Bench) -> None:
     assert b.ask("ID?") == "ID HCB-1 1.2.0 B0042"
     reply = b.raw(b"STATUS?*" + f"{crc16(b'STATUS?'):04x}".encode())  # lower-case crc is fine
     payload, _, crc = reply.rpartition(b"*")
-    assert int(crc, 16) == crc16(payload) and crc == crc.upper()
+    assert int(crc, 16) == crc16(payload)
+    assert crc == crc.upper()
     assert b.raw(frame("ID?") + b"\r") == frame("ID HCB-1 1.2.0 B0042")  # CR before LF
 
 
@@ -162,7 +163,8 @@ def test_overtemp_trips_latches_and_resets_only_when_cool(bench: Bench) -> None:
     # the heater went off when the reading passed 30 °C, not at the next request (8 s):
     # with the sensor 2 s behind a block rising 1.1 K/s that is at ≈ 6.6 s
     trip_time = rig.board_firmware.trip_time
-    assert trip_time is not None and 6.2 < trip_time < 7.0
+    assert trip_time is not None
+    assert 6.2 < trip_time < 7.0
     rig.sync()
     assert rig.heater.block < 25.0 + 100.0 * 7.0 / 90.0
     assert b.ask("DUTY 500 1000") == "ERR TRIPPED overtemp"
@@ -202,7 +204,7 @@ def test_three_faulty_conversions_trip_tcfault(bench: Bench) -> None:
     assert b.ask("RESET") == "OK RESET"
 
 
-@pytest.mark.parametrize("kind,bits", [("tc_short_gnd", "02"), ("tc_short_vcc", "04")])
+@pytest.mark.parametrize(("kind", "bits"), [("tc_short_gnd", "02"), ("tc_short_vcc", "04")])
 def test_short_to_a_rail_sets_its_fault_bit(bench: Bench, kind: str, bits: str) -> None:
     bench.rig.faults.inject(kind)
     assert bench.board.temperature()[1:4:2] == ["nan", bits]
@@ -258,7 +260,8 @@ def test_the_conversion_counter_and_frozen_readings(bench: Bench) -> None:
     assert rig.heater.sensor > float(frozen[0]) + 3.0
     rig.faults.clear("frozen")
     now = b.temperature()
-    assert int(now[4]) > int(frozen[3]) and float(now[1]) > float(frozen[0]) + 3.0
+    assert int(now[4]) > int(frozen[3])
+    assert float(now[1]) > float(frozen[0]) + 3.0
 
 
 def test_readings_are_quantised_and_the_cold_junction_is_near_ambient(bench: Bench) -> None:

@@ -6,7 +6,6 @@ import sys
 import types
 
 import pytest
-
 from firmware_sim.board import frame, unframe
 from firmware_sim.faults import DeviceUnplugged, FaultSpec, FaultSpecError, parse_duration
 from firmware_sim.ohmic import OhmicCell
@@ -162,7 +161,8 @@ def test_a_shorted_thermocouple_reads_the_board_while_the_block_heats() -> None:
     rig.faults.inject("tc_shorted")
     clock.advance(60.0)
     _, temp, cj, faults, _, _ = board(rig, "T?")
-    assert faults == "00" and abs(float(temp) - float(cj)) < 0.5
+    assert faults == "00"
+    assert abs(float(temp) - float(cj)) < 0.5
     assert rig.heater.sensor > 80.0
 
 
@@ -172,13 +172,15 @@ def test_heat_loss_and_ambient_faults_change_the_physics_and_revert() -> None:
     rig.faults.apply("ambient=15@200")
     clock.set(150.0)
     rig.sync()
-    assert rig.heater.loss_factor == 1.5 and rig.heater.ambient == 25.0
+    assert rig.heater.loss_factor == 1.5
+    assert rig.heater.ambient == 25.0
     clock.set(250.0)
     rig.sync()
     assert rig.heater.ambient == 15.0
     clock.set(3800.0)
     rig.sync()
-    assert rig.heater.loss_factor == 1.0 and rig.heater.ambient == 15.0
+    assert rig.heater.loss_factor == 1.0
+    assert rig.heater.ambient == 15.0
 
 
 # ----------------------------------------------------------------------- links
@@ -208,7 +210,9 @@ def test_smu_garbage_error_and_unplug() -> None:
     rig, _ = make()
     rig.faults.inject("smu_garbage")
     reply = rig.smu.handle(b"*IDN?")
-    assert reply is not None and b"KEITHLEY" not in reply and b"\n" not in reply
+    assert reply is not None
+    assert b"KEITHLEY" not in reply
+    assert b"\n" not in reply
     with pytest.raises(UnicodeDecodeError):
         reply.decode("ascii")
     rig.faults.clear("smu_garbage")
@@ -260,7 +264,8 @@ def test_a_short_at_a_given_time_reaches_the_cell_at_that_time() -> None:
     clock.set(80.0)
     assert volts(rig) == pytest.approx(0.05e-3, abs=2e-5)  # hard: 50 mΩ
     assert cell.shorts == [(pytest.approx(30.0), "soft"), (pytest.approx(50.0), "hard")]
-    assert cell.hard_shorted and rig.snapshot()["cell_hard_shorted"]
+    assert cell.hard_shorted
+    assert rig.snapshot()["cell_hard_shorted"]
 
 
 # ---------------------------------------------------------------- composition
@@ -280,11 +285,13 @@ def test_the_default_cell_is_the_cell_model_when_there_is_one(
     monkeypatch.setitem(sys.modules, "firmware_sim.cell", fake)
     spec = CellSpec(electrolyte="LLZO", area_cm2=1.0)
     rig = SimRig(ManualClock(), seed=9, cell_spec=spec)
-    assert isinstance(rig.cell, OhmicCell) and rig.cell.resistance == 42.0
+    assert isinstance(rig.cell, OhmicCell)
+    assert rig.cell.resistance == 42.0
     assert seen == [(spec, 9)]
     monkeypatch.setitem(sys.modules, "firmware_sim.cell", None)  # not importable
     fallback = default_cell(spec, 9)
-    assert isinstance(fallback, OhmicCell) and fallback.resistance == 100.0
+    assert isinstance(fallback, OhmicCell)
+    assert fallback.resistance == 100.0
 
 
 def test_a_scripted_run_replays_identically_for_a_seed() -> None:

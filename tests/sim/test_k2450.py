@@ -6,7 +6,6 @@ from __future__ import annotations
 import statistics
 
 import pytest
-
 from firmware_sim.k2450 import NOISE, RESOLUTION
 from firmware_sim.ohmic import OhmicCell
 from firmware_sim.rig import ManualClock, SimRig
@@ -145,7 +144,8 @@ def test_the_error_queue_overflows_into_minus_350() -> None:
         w(rig, ":BOGUS")
     codes = errors(rig)
     assert len(codes) == 1000
-    assert codes[-1] == -350 and set(codes[:-1]) == {-113}
+    assert codes[-1] == -350
+    assert set(codes[:-1]) == {-113}
 
 
 def test_non_ascii_input_is_an_invalid_character() -> None:

@@ -12,7 +12,6 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-
 from firmware_sim.ohmic import OhmicCell
 from firmware_sim.rig import VIRTUAL_EPOCH, ManualClock, SimRig
 from firmware_sim.serve import SimServer, serve_in_thread
@@ -313,7 +312,8 @@ def test_read_element_lists_fetch_and_the_buffer(bench: Bench) -> None:
     assert smu.query(":FETC?") == smu.query(':FETCh? "defbuffer1", READ')
     assert smu.query(":TRAC:ACT?") == "2"
     data = floats(smu.query(':TRAC:DATA? 1, 2, "defbuffer1", REL, READ'))
-    assert data[0] == 0.0 and data[2] == pytest.approx(2.0)
+    assert data[0] == 0.0
+    assert data[2] == pytest.approx(2.0)
     smu.send(":TRAC:CLE")
     assert smu.query(":TRAC:ACT?") == "0"
     smu.send(":TRAC:POIN 10")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from firmware_sim.scpi import (
     Command,
     CommandTree,
@@ -16,6 +13,8 @@ from firmware_sim.scpi import (
     short_form,
     split_params,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def tree() -> CommandTree:
@@ -108,7 +107,7 @@ def test_query_and_command_forms_are_distinct() -> None:
 
 
 def test_quoted_strings_keep_separators_and_doubled_quotes() -> None:
-    params = split_params('"def;buf,1", READ ,  \'it\'\'s\'')
+    params = split_params("\"def;buf,1\", READ ,  'it''s'")
     assert params == (Param("def;buf,1", True), Param("READ"), Param("it's", True))
     commands = [c for c in parse(':READ? "a;b", READ;*IDN?') if isinstance(c, Command)]
     assert [c.header for c in commands] == [("READ",), ("*IDN",)]

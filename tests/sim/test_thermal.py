@@ -6,9 +6,6 @@ import math
 import statistics
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from firmware_sim.board import frame
 from firmware_sim.ohmic import OhmicCell
 from firmware_sim.rig import ManualClock, SimRig
@@ -18,6 +15,8 @@ from firmware_sim.thermal import (
     HeaterBlock,
     Max31855,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def window_average(block: HeaterBlock, duty: float, windows: int = 1) -> float:
@@ -167,7 +166,8 @@ def test_a_conversion_depends_only_on_its_number() -> None:
 def test_probe_faults() -> None:
     amp = Max31855()
     opened = amp.convert(1, 150.0, 25.0, "open")
-    assert math.isnan(opened.temperature) and opened.faults == FAULT_OPEN
+    assert math.isnan(opened.temperature)
+    assert opened.faults == FAULT_OPEN
     shorted = amp.convert(1, 150.0, 25.0, "shorted")  # undetectable: reads the board
     assert shorted.faults == 0
     assert shorted.temperature == pytest.approx(26.5, abs=0.5)
