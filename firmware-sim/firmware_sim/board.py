@@ -28,6 +28,8 @@ TC_FAULT_CONVERSIONS = 3
 STORM_COUNT = 5
 STORM_WINDOW = 10.0  # s
 COUNTER_WRAP = 1 << 32
+#: a healthy reading cannot be further than this from the sensor (noise + 1/2 step), degC
+MARGIN = 0.5
 
 
 def crc16(payload: bytes) -> int:
@@ -62,6 +64,10 @@ class BoardBench(Protocol):
 
     def thermocouple(self) -> ThermocoupleReading: ...
 
+    def probe_clear(self) -> float | None:
+        """The sensor temperature when the probe is healthy and live (no fault, not
+        frozen), else None: lets the board skip converting when nothing can trip."""
+
 
 def _fmt(value: float, decimals: int = 2) -> str:
     return "nan" if math.isnan(value) else f"{value:.{decimals}f}"
@@ -82,7 +88,6 @@ class HeaterBoardFirmware:
         self.crc_errors = 0
         self._corrupt_times: deque[float] = deque()
         self._fault_first: int | None = None  # first conversion of a run with fault bits
-        self._last: ThermocoupleReading | None = None
 
     # ----------------------------------------------------------- physics side
 
@@ -112,8 +117,13 @@ class HeaterBoardFirmware:
         now = self.bench.time
         if now >= self.lease_until:
             self.permille = 0
+        if self.trip is not None:
+            return  # latched: nothing more to decide until RESET
+        if self._fault_first is None:
+            sensor = self.bench.probe_clear()
+            if sensor is not None and self.limit_min + MARGIN < sensor < self.limit_max - MARGIN:
+                return  # a clean probe this far inside the limits cannot trip
         reading = self.bench.thermocouple()
-        self._last = reading
         if reading.faults:
             if self._fault_first is None or reading.counter < self._fault_first:
                 self._fault_first = reading.counter
@@ -175,7 +185,7 @@ class HeaterBoardFirmware:
         return f"ERR UNKNOWN {word[:16]}"
 
     def _temperature(self) -> str:
-        r = self._last if self._last is not None else self.bench.thermocouple()
+        r = self.bench.thermocouple()
         return (
             f"T {_fmt(r.temperature)} {_fmt(r.cold_junction, 4)} {r.faults:02X} "
             f"{r.counter % COUNTER_WRAP} {round(self.output_duty() * 1000)}"

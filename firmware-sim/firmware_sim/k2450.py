@@ -170,6 +170,9 @@ class ReadingBuffer:
         self.origin = None
 
 
+_ELEMENT_LISTS: dict[tuple[Param, ...], list[str]] = {}
+
+
 def _range_for(value: float, ranges: tuple[float, ...]) -> float:
     """The smallest range that holds ``|value|``."""
     magnitude = abs(value)
@@ -435,10 +438,15 @@ class Keithley2450:
         return f"{reading.source:+.6f} {reading.source_unit.split()[0][0]}"  # SOURFORMatted
 
     def _elements(self, params: tuple[Param, ...]) -> list[str]:
-        names = [p.choice(*ELEMENTS) for p in params]
-        if len(names) > 14:
-            raise ScpiError(-108)
-        return names or ["READing"]
+        names = _ELEMENT_LISTS.get(params)
+        if names is None:
+            names = [p.choice(*ELEMENTS) for p in params]
+            if len(names) > 14:
+                raise ScpiError(-108)
+            names = names or ["READing"]
+            if len(_ELEMENT_LISTS) < 1024:
+                _ELEMENT_LISTS[params] = names
+        return names
 
     def _buffer(self, param: Param | None) -> ReadingBuffer:
         if param is None:

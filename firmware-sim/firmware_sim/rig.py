@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-from firmware_sim.board import HeaterBoardFirmware
+from firmware_sim.board import MARGIN, HeaterBoardFirmware
 from firmware_sim.faults import Faults, FaultSpec, Wire
 from firmware_sim.k2450 import Keithley2450
 from firmware_sim.ohmic import OhmicCell
@@ -165,6 +165,13 @@ class SimRig:
                 break
         return self.amplifier.convert(counter, self.heater.sensor, self.heater.ambient, probe)
 
+    def probe_clear(self) -> float | None:
+        if self._frozen is not None or any(self.faults.is_active(k) for k in _TC_PROBES):
+            return None
+        if self.amplifier.noise * 3.5 + 0.125 > MARGIN:  # too noisy for the shortcut
+            return None
+        return self.heater.sensor
+
     @property
     def heater_duty(self) -> float:
         """What the cartridge gets: the board's SSR duty, unless the hardware is broken."""
@@ -184,28 +191,30 @@ class SimRig:
 
     def advance_to(self, t: float) -> None:
         with self.lock:
+            heater, board, faults = self.heater, self.board_firmware, self.faults
+            smu, cell = self.smu_firmware, self.cell
             while self.time < t:
+                now = self.time
                 duty = self.heater_duty
                 step = STEP_HEATING if duty > 0 else STEP_IDLE
-                board = self.board_firmware
-                sensor = self.heater.sensor
+                sensor = heater.sensor
                 if board.trip is None and not (
                     board.limit_min + NEAR_LIMIT < sensor < board.limit_max - NEAR_LIMIT
                 ):
                     step = CONVERSION_PERIOD  # near a limit: look at every conversion
-                t_next = min(t, self.time + step)
-                for event in (self.board_firmware.next_event(), self.faults.next_time()):
-                    if self.time < event < t_next:
+                t_next = min(t, now + step)
+                for event in (board.next_event(), faults.next_time()):
+                    if now < event < t_next:
                         t_next = event
-                current = self.smu_firmware.cell_current()
-                before = self.heater.block
-                self.heater.advance(t_next, duty)
-                dt = t_next - self.time
-                self.cell.advance(dt, current, 0.5 * (before + self.heater.block))
+                current = smu.cell_current()
+                before = heater.block
+                heater.advance(t_next, duty)
+                dt = t_next - now
+                cell.advance(dt, current, 0.5 * (before + heater.block))
                 self.charge += current * dt
                 self.time = t_next
-                self.faults.fire_due(t_next)
-                self.board_firmware.tick()
+                faults.fire_due(t_next)
+                board.tick()
 
     def _fault_effect(self, kind: str, value: object, on: bool) -> None:
         if kind == "cell_short":

@@ -19,6 +19,7 @@ Errors carry the standard numbers and texts (``-113,"Undefined header"``). A com
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -87,11 +88,15 @@ _MULTIPLIERS: dict[str, float] = {
 def mnemonic_matches(word: str, long_form: str) -> bool:
     """``word`` is the long form or its short form (the upper-case letters, plus a
     trailing digit run), case-insensitively."""
-    short = short_form(long_form)
-    w = word.upper()
-    return w == long_form.upper() or w == short
+    return word.upper() in _forms(long_form)
 
 
+@functools.cache
+def _forms(long_form: str) -> tuple[str, str]:
+    return long_form.upper(), short_form(long_form)
+
+
+@functools.cache
 def short_form(long_form: str) -> str:
     """``HIMPedance`` -> ``HIMP``; ``SCPI2400`` -> ``SCPI2400``."""
     if long_form.isupper() or not any(c.isupper() for c in long_form):
@@ -226,6 +231,8 @@ class Command:
 
 def split_units(message: str) -> list[str]:
     """Split a program message at ``;`` outside quoted strings."""
+    if '"' not in message and "'" not in message:
+        return message.split(";")
     units: list[str] = []
     buf: list[str] = []
     quote: str | None = None
@@ -252,8 +259,20 @@ _HEADER = re.compile(r"^(:?)([A-Za-z][A-Za-z0-9_]*(?::[A-Za-z][A-Za-z0-9_]*)*)(\
 _COMMON = re.compile(r"^:?(\*[A-Za-z]+)(\?)?$")
 
 
+_PARAMS_CACHE: dict[str, tuple[Param, ...]] = {}
+
+
 def split_params(text: str) -> tuple[Param, ...]:
     """Comma-separated parameters; quoted strings keep commas and doubled quotes."""
+    cached = _PARAMS_CACHE.get(text)
+    if cached is None:
+        cached = _split_params(text)
+        if len(_PARAMS_CACHE) < 4096:  # instruments repeat themselves; keep the usual ones
+            _PARAMS_CACHE[text] = cached
+    return cached
+
+
+def _split_params(text: str) -> tuple[Param, ...]:
     text = text.strip()
     if not text:
         return ()
