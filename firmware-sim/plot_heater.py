@@ -17,7 +17,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-
 from firmware_sim.board import frame, unframe
 from firmware_sim.rig import ManualClock, SimRig
 
@@ -52,9 +51,7 @@ def plot(rows: dict[str, list[float]], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     ax.plot(rows["t"], rows["block"], label="block (= cell)", color="tab:red", lw=1.6)
     ax.plot(rows["t"], rows["sensor"], label="thermocouple node (2 s lag)", color="tab:orange")
-    ax.step(
-        rows["t"], rows["reading"], where="post", label="MAX31855 reading", color="k", lw=0.7
-    )
+    ax.step(rows["t"], rows["reading"], where="post", label="MAX31855 reading", color="k", lw=0.7)
     ax.axhline(160.0, color="grey", ls=":", lw=0.8)
     ax.set_xlabel("time / s")
     ax.set_ylabel("temperature / °C")
