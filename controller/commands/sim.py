@@ -68,6 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the SMU's command set (drivers must refuse TSP and SCPI2400)",
     )
     serve.add_argument(
+        "--working-electrode",
+        choices=["HI", "LO"],
+        default="HI",
+        help="the SMU terminal the cell's working electrode is on (default HI: a positive "
+        "SMU current strips it)",
+    )
+    serve.add_argument(
         "--control-port", type=int, default=0, help="fault-injection port (default: any free)"
     )
     serve.add_argument("--json", action="store_true", help="print the addresses as one JSON line")
@@ -153,6 +160,7 @@ def _serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         cell_spec=spec,
         language=args.language,
+        working_electrode=args.working_electrode,
         unix_start=time.time(),
         faults=faults,
     )

@@ -102,6 +102,28 @@ class Terminals(Protocol):
         """False when the leads are open (a fault): no current can flow."""
 
 
+class _Terminal:
+    """The cell as the SMU's HI-LO terminals see it. With the working electrode on HI
+    (``polarity`` -1), current out of HI strips the working electrode and the terminal
+    voltage is V(WE) - V(CE); on LO (+1), current out of HI plates it and the terminal
+    voltage is V(CE) - V(WE). Either way the cell looks passive from the SMU."""
+
+    __slots__ = ("cell", "s")
+
+    def __init__(self, cell: CellPhysics, polarity: float) -> None:
+        self.cell = cell
+        self.s = polarity
+
+    def voltage(self, current: float, temperature: float) -> float:
+        return -self.s * self.cell.voltage(self.s * current, temperature)
+
+    def current_for(self, voltage: float, temperature: float) -> float:
+        return self.s * self.cell.current_for(-self.s * voltage, temperature)
+
+    def open_circuit_voltage(self, temperature: float) -> float:
+        return -self.s * self.cell.open_circuit_voltage(temperature)
+
+
 @dataclass
 class SourceSettings:
     """The settings the 2450 keeps per source function (the source configuration list)."""
@@ -128,7 +150,8 @@ class SenseSettings:
 @dataclass(frozen=True, slots=True)
 class OperatingPoint:
     """Where the source and the cell meet. ``voltage``/``current`` are what the instrument
-    sees (its sense point); ``cell_current`` is what flows through the cell."""
+    sees (its sense point, its sign); ``cell_current`` is what flows through the cell, in
+    the cell's convention (+ plates the working electrode)."""
 
     voltage: float
     current: float
@@ -198,9 +221,15 @@ class Keithley2450:
         language: str = "SCPI",
         seed: int = 0,
         lead_resistance: float = 0.2,
+        working_electrode: str = "HI",
     ) -> None:
         if language not in LANGUAGES:
             raise ValueError(f"language must be one of {LANGUAGES}")
+        if working_electrode not in ("HI", "LO"):
+            raise ValueError("working_electrode is 'HI' or 'LO'")
+        self.working_electrode = working_electrode
+        #: cell current per SMU current: with the WE on HI, current out of HI strips it
+        self.polarity = -1.0 if working_electrode == "HI" else 1.0
         self.terminals = terminals
         self.serial = serial
         self.firmware = firmware
@@ -261,40 +290,52 @@ class Keithley2450:
     def operating_point(self) -> OperatingPoint:
         """The source against the cell, now (after the rig advanced the physics)."""
         t = self.terminals
+        cell = _Terminal(t.cell, self.polarity)
         cell_wired = t.connected and self.terminal_select == "FRONt"
         temperature = t.cell_temperature
-        cell = t.cell
-        # the measure function's sense setting decides 2- or 4-wire (output on only)
-        r_lead = 0.0 if self.senses[self.sense_function].rsense else self.lead_resistance
         if not self.output:
-            return self._output_off_point(cell, temperature, cell_wired)
+            v, i, limited, relay = self._output_off_point(cell, temperature, cell_wired)
+        elif not cell_wired:  # leads open: nothing flows, the source runs to its limit
+            level, limit = self._level_limit()
+            if self.source_function == "CURRent":
+                vlim = self._vlim(limit)
+                v, i, limited = (math.copysign(vlim, level) if level else 0.0), 0.0, level != 0
+            else:
+                v, i, limited = self._protected(level), 0.0, False
+            relay = True
+        else:
+            v, i, limited = self._output_on_point(cell, temperature)
+            relay = True
+        return OperatingPoint(v, i, limited, self.polarity * i, relay)
+
+    def _vlim(self, vlim: float) -> float:
+        return vlim if self.protection is None else min(vlim, float(self.protection))
+
+    def _protected(self, level: float) -> float:
+        if self.protection is None:
+            return level
+        return math.copysign(min(abs(level), float(self.protection)), level)
+
+    def _output_on_point(self, cell: _Terminal, temperature: float) -> tuple[float, float, bool]:
+        # the measure function's sense setting decides 2- or 4-wire
+        r_lead = 0.0 if self.senses[self.sense_function].rsense else self.lead_resistance
+        level, limit = self._level_limit()
         if self.source_function == "CURRent":
-            level, vlim = self._level_limit()
-            if self.protection is not None:
-                vlim = min(vlim, float(self.protection))
-            if not cell_wired:
-                v = math.copysign(vlim, level) if level else 0.0
-                return OperatingPoint(v, 0.0, level != 0.0, 0.0, True)
+            vlim = self._vlim(limit)
             v = cell.voltage(level, temperature) + level * r_lead
             if abs(v) <= vlim:
-                return OperatingPoint(v, level, False, level, True)
+                return v, level, False
             v_limit = math.copysign(vlim, v)
-            i = self._current_at(cell, temperature, v_limit, r_lead)
-            return OperatingPoint(v_limit, i, True, i, True)
-        level, ilim = self._level_limit()
-        if self.protection is not None:
-            level = math.copysign(min(abs(level), float(self.protection)), level)
-        if not cell_wired:
-            return OperatingPoint(level, 0.0, False, 0.0, True)
+            return v_limit, self._current_at(cell, temperature, v_limit, r_lead), True
+        level = self._protected(level)
         i = self._current_at(cell, temperature, level, r_lead)
-        if abs(i) <= ilim:
-            return OperatingPoint(level, i, False, i, True)
-        i = math.copysign(ilim, i)
-        v = cell.voltage(i, temperature) + i * r_lead
-        return OperatingPoint(v, i, True, i, True)
+        if abs(i) <= limit:
+            return level, i, False
+        i = math.copysign(limit, i)
+        return cell.voltage(i, temperature) + i * r_lead, i, True
 
     @staticmethod
-    def _current_at(cell: CellPhysics, temperature: float, v: float, r_lead: float) -> float:
+    def _current_at(cell: _Terminal, temperature: float, v: float, r_lead: float) -> float:
         """Current when ``v`` is applied through the leads' resistance (fixed point)."""
         i = cell.current_for(v, temperature)
         for _ in range(3 if r_lead else 0):
@@ -307,14 +348,14 @@ class Keithley2450:
         return _range_for(self.sources["VOLTage"].limit, CURRENT_RANGES)
 
     def _output_off_point(
-        self, cell: CellPhysics, temperature: float, cell_wired: bool
-    ) -> OperatingPoint:
+        self, cell: _Terminal, temperature: float, cell_wired: bool
+    ) -> tuple[float, float, bool, bool]:
         mode = self.sources[self.source_function].offmode
         if mode == "HIMPedance":
-            return OperatingPoint(0.0, 0.0, False, 0.0, False)
+            return 0.0, 0.0, False, False
         if mode == "GUARd" or not cell_wired:  # a 0 A current source, or nothing attached
             v = cell.open_circuit_voltage(temperature) if cell_wired else 0.0
-            return OperatingPoint(v if mode == "GUARd" else 0.0, 0.0, False, 0.0, True)
+            return (v if mode == "GUARd" else 0.0), 0.0, False, True
         # NORMal and ZERO: a 0 V voltage source with a current limit.
         limit = 0.1 * self._present_current_range()
         if mode == "ZERO" and self.source_function == "CURRent":
@@ -323,12 +364,13 @@ class Keithley2450:
             limit = self.sources["VOLTage"].limit
         i = cell.current_for(0.0, temperature)
         if abs(i) <= limit:
-            return OperatingPoint(0.0, i, False, i, True)
+            return 0.0, i, False, True
         i = math.copysign(limit, i)
-        return OperatingPoint(cell.voltage(i, temperature), i, True, i, True)
+        return cell.voltage(i, temperature), i, True, True
 
     def cell_current(self) -> float:
-        """What flows through the cell now (the rig integrates the cell with it)."""
+        """What flows through the cell now, in the cell's convention (+ plates the working
+        electrode): the rig integrates the cell with it."""
         return self.operating_point().cell_current
 
     # ----------------------------------------------------------- measuring

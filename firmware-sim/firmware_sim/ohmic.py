@@ -2,17 +2,20 @@
 
 Driver tests need a device whose answers they can predict to the last digit; this is it
 (a legitimate fixture, not the cell model). With ``capacitance`` its open-circuit voltage
-follows the charge passed (``ocv + q/C``), so a NORMal output-off that sources 0 V visibly
+follows the charge passed (``ocv − q/C``), so a NORMal output-off that sources 0 V visibly
 discharges it; a hard short turns it into ``short_resistance`` at 0 V, a soft short lowers
 its resistance for a while.
+
+It keeps the :class:`~firmware_sim.physics.CellPhysics` convention: + current plates the
+working electrode, the voltage is V(WE) − V(CE), so V = OCV − I·R. Through a 2450 wired with
+the working electrode on HI (the rig's default) the SMU sees the familiar V = OCV + I·R.
 """
 
 from __future__ import annotations
 
 
 class OhmicCell:
-    """Implements :class:`firmware_sim.physics.CellPhysics`. V = OCV + I·R (I into the
-    working electrode's terminal, as the SMU sources it)."""
+    """Implements :class:`firmware_sim.physics.CellPhysics`: V = OCV − I·R."""
 
     def __init__(
         self,
@@ -55,13 +58,13 @@ class OhmicCell:
             return 0.0
         if self.capacitance is None:
             return self.ocv
-        return self.ocv + self.charge / self.capacitance
+        return self.ocv - self.charge / self.capacitance
 
     def voltage(self, current: float, temperature: float) -> float:
-        return self.open_circuit_voltage(temperature) + current * self.effective_resistance
+        return self.open_circuit_voltage(temperature) - current * self.effective_resistance
 
     def current_for(self, voltage: float, temperature: float) -> float:
-        return (voltage - self.open_circuit_voltage(temperature)) / self.effective_resistance
+        return (self.open_circuit_voltage(temperature) - voltage) / self.effective_resistance
 
     def advance(self, dt: float, current: float, temperature: float) -> None:
         self.charge += current * dt

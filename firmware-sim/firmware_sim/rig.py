@@ -83,6 +83,9 @@ class SimRig:
 
     ``clock`` returns seconds (any origin); rig time starts at 0 when the rig is made.
     ``faults`` are specs applied at construction (``"tc_open@2h"``).
+    ``working_electrode`` is the SMU terminal the cell's working electrode is wired to:
+    on ``"HI"`` (default) a positive SMU current strips it and the SMU reads V(WE) − V(CE);
+    on ``"LO"`` a positive SMU current plates it and the SMU reads V(CE) − V(WE).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class SimRig:
         cell_spec: CellSpec | None = None,
         block: BlockParams | None = None,
         language: str = "SCPI",
+        working_electrode: str = "HI",
         smu_serial: str = "04412345",
         board_serial: str = "B0042",
         unix_start: float = VIRTUAL_EPOCH,
@@ -113,7 +117,13 @@ class SimRig:
         self._frozen: ThermocoupleReading | None = None
         self.faults = Faults()
         self.faults.bind(self.sync, self._fault_effect, self.lock)
-        self.smu_firmware = Keithley2450(self, serial=smu_serial, language=language, seed=seed)
+        self.smu_firmware = Keithley2450(
+            self,
+            serial=smu_serial,
+            language=language,
+            seed=seed,
+            working_electrode=working_electrode,
+        )
         self.board_firmware = HeaterBoardFirmware(self, serial=board_serial)
         self.smu = Wire(
             self.smu_firmware,

@@ -172,3 +172,43 @@ def test_remote_sense_is_a_setting_of_each_measure_function() -> None:
     w(rig, ":SENS:CURR:RSEN ON")
     assert q(rig, ":SENS:CURR:RSEN?;:SENS:RES:RSEN?") == "1;0"
     assert float(q(rig, ":READ?")) == pytest.approx(0.1 / 100.0, abs=1e-8)  # 4-wire
+
+
+class RecordingCell(OhmicCell):
+    def __init__(self, **kw: float) -> None:
+        super().__init__(**kw)
+        self.currents: list[float] = []
+
+    def advance(self, dt: float, current: float, temperature: float) -> None:
+        self.currents.append(current)
+        super().advance(dt, current, temperature)
+
+
+@pytest.mark.parametrize(("wiring", "sign"), [("HI", -1.0), ("LO", 1.0)])
+def test_the_working_electrode_terminal_sets_the_polarity(wiring: str, sign: float) -> None:
+    cell = RecordingCell(resistance=100.0, ocv=0.5)
+    clock = ManualClock()
+    rig = SimRig(clock, cell=cell, working_electrode=wiring)
+    w(rig, ':SOUR:FUNC CURR;:SOUR:CURR:RANG 1e-3;:SOUR:CURR 0;:SENS:FUNC "VOLT"')
+    w(rig, ":SENS:VOLT:RSEN ON;:OUTP ON")
+    # at rest the SMU reads V(HI) - V(LO): +OCV with the working electrode on HI
+    assert float(q(rig, ":READ?")) == pytest.approx(-sign * 0.5, abs=1e-4)
+    w(rig, ":SOUR:CURR 1e-3")
+    clock.advance(10.0)
+    v = float(q(rig, ":READ?"))
+    assert v == pytest.approx(-sign * 0.5 + 0.1, abs=1e-4)  # passive: +I·R either way
+    assert cell.currents[-1] == pytest.approx(sign * 1e-3)  # + plates the working electrode
+    assert rig.charge == pytest.approx(sign * 1e-2)
+
+
+@pytest.mark.parametrize(("wiring", "sign"), [("HI", -1.0), ("LO", 1.0)])
+def test_the_cell_model_looks_passive_from_the_smu(wiring: str, sign: float) -> None:
+    clock = ManualClock()
+    rig = SimRig(clock, seed=0, working_electrode=wiring)  # the default cell model
+    rig.heater.block = rig.heater.sensor = 125.0
+    w(rig, ":SOUR:FUNC CURR;:SOUR:CURR:RANG 1e-2;:SOUR:CURR 1.57e-3;:SOUR:CURR:VLIM 5")
+    w(rig, ':SENS:FUNC "VOLT";:SENS:VOLT:RSEN ON;:OUTP ON')
+    clock.advance(60.0)
+    v = float(q(rig, ":READ?"))
+    assert 0.05 < v < 1.0  # 2 mA/cm² at 125 °C: a few hundred mV, same sign as the current
+    assert rig.charge == pytest.approx(sign * 1.57e-3 * 60.0, rel=1e-6)

@@ -272,7 +272,8 @@ def test_output_off_normal_discharges_the_cell_himp_does_not(
     (ocv,) = floats(smu.query(":READ?"))
     expected = 0.5 - 1e-4 * 3600 / 10.0 if discharges else 0.5
     assert ocv == pytest.approx(expected, abs=1e-4)
-    assert bench.rig.charge == pytest.approx(-0.36 if discharges else 0.0, abs=1e-6)
+    # the cell's own convention: discharging its +0.5 V plates the working electrode
+    assert bench.rig.charge == pytest.approx(0.36 if discharges else 0.0, abs=1e-6)
 
 
 def test_output_off_modes_are_kept_per_source_function(bench: Bench) -> None:
