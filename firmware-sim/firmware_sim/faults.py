@@ -262,6 +262,10 @@ class Faults:
                 self.clear(kind)
             self._schedule.clear()
 
+    def scheduled(self) -> list[tuple[float, str, bool]]:
+        """What is still to come: (rig time, spec, starting) in order."""
+        return [(t, str(spec), start) for t, _, start, spec in sorted(self._schedule)]
+
     def next_time(self) -> float:
         return self._schedule[0][0] if self._schedule else math.inf
 

@@ -271,4 +271,8 @@ class SimRig:
                 "cell_spec": dataclasses.asdict(self.cell_spec),
                 "seed": self.seed,
                 "faults": {k: v for k, v in self.faults.active.items()},
+                "scheduled": [
+                    {"at": t, "fault": spec, "starts": start}
+                    for t, spec, start in self.faults.scheduled()
+                ],
             }

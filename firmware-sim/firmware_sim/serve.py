@@ -48,6 +48,8 @@ class SimServer:
         self._control_port = control_port
         self._control: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._clients: set[asyncio.Task[None]] = set()
+        self._client_writers: set[asyncio.StreamWriter] = set()
         self.control_address: tuple[str, int] | None = None
 
     @property
@@ -86,6 +88,10 @@ class SimServer:
         if self._control is not None:
             self._control.close()
             await self._control.wait_closed()
+            for writer in list(self._client_writers):
+                writer.transport.abort()
+            if self._clients:
+                await asyncio.wait(self._clients, timeout=2.0)
         await self.tcp.close()
         await self.pty.close()
 
@@ -129,6 +135,11 @@ class SimServer:
     async def _serve_control(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._clients.add(task)
+            task.add_done_callback(self._clients.discard)
+        self._client_writers.add(writer)
         try:
             while line := await reader.readline():
                 writer.write(self.control(line.decode("utf-8", "replace")).encode() + b"\n")
@@ -136,6 +147,7 @@ class SimServer:
         except ConnectionError:
             pass
         finally:
+            self._client_writers.discard(writer)
             writer.close()
 
 

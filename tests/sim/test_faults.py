@@ -128,7 +128,13 @@ def test_a_fault_with_a_duration_ends_by_itself() -> None:
 
 def test_clear_ends_a_fault_and_drops_its_schedule() -> None:
     rig, clock = make(faults=["heater_dead@50", "heater_dead@60+10"])
+    assert [(e["at"], e["starts"]) for e in rig.snapshot()["scheduled"]] == [
+        (50.0, True),
+        (60.0, True),
+        (70.0, False),
+    ]
     rig.faults.clear("heater_dead")
+    assert rig.snapshot()["scheduled"] == []
     clock.set(65.0)
     rig.sync()
     assert not rig.faults.is_active("heater_dead")
