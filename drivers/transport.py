@@ -15,7 +15,7 @@ import abc
 import asyncio
 from typing import Protocol
 
-from drivers.base import InstrumentTimeout, LinkLost
+from drivers.base import GarbledReply, InstrumentTimeout, LinkLost
 
 
 class LineDevice(Protocol):
@@ -37,6 +37,10 @@ class Transport(abc.ABC):
     name: str = "?"
     #: the default per-call timeout, s
     timeout: float = 2.0
+    #: set when a request ended without its reply (a timeout, a cancelled call, a reply
+    #: that made no sense): a late reply may still be on its way, so the driver must
+    #: :meth:`resync` before its next request or it would read that reply as the answer
+    desynced: bool = False
 
     @abc.abstractmethod
     async def query(self, line: str, timeout: float | None = None) -> str:
@@ -48,6 +52,23 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+    async def resync(self, marker: str, expect: str, timeout: float | None = None) -> int:
+        """Send ``marker`` (a query with a known reply) and drop every line until the reply
+        that starts with ``expect``; returns how many stale lines were dropped.
+
+        This default suits links that hold no late replies (one query); the real
+        transports override it to read on until the marker's reply comes.
+        """
+        reply = await self.query(marker, timeout)
+        if not reply.startswith(expect):
+            self.desynced = True
+            raise GarbledReply(
+                f"{self.name}: resynchronising: {marker!r} answered {reply!r}",
+                "is this the expected instrument, in its expected mode?",
+            )
+        self.desynced = False
+        return 0
 
 
 class InProcessTransport(Transport):
@@ -74,6 +95,7 @@ class InProcessTransport(Transport):
         if reply is None:
             wait = self.timeout if timeout is None else timeout
             await asyncio.sleep(wait)  # a silent instrument costs its timeout (virtual: free)
+            self.desynced = True  # nothing can be late in process, but drivers resync alike
             raise InstrumentTimeout(
                 f"{self.name}: no reply to {line!r} within {wait:g} s",
                 "check that the instrument is on and in the expected mode",
