@@ -4,6 +4,8 @@ A table of requests, like a pymeasure driver: each method is one request with it
 parsed and checked. Every line carries a CRC-16/CCITT-FALSE; a corrupt reply (or a
 request the board saw corrupted, ``ERR CHECKSUM``) is retried up to ``retries`` times,
 then raised as :class:`GarbledReply`. Requests out of range raise before anything is sent.
+After a timeout (or a reply to another request) the next request first resynchronises
+the link on ``ID?`` (``Transport.resync``), so a late reply is never taken for an answer.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ TTL_MIN = 0.1  # s
 TTL_MAX = 10.0  # s
 LIMIT_CEILING = 250.0  # degC, the board's hard ceiling
 LIMIT_FLOOR = -50.0
+#: after a timeout the link may still carry a late reply: this request's reply ends it
+MARKER = "ID?"
 
 
 def crc16(payload: bytes) -> int:
@@ -51,6 +55,9 @@ def unframe(line: str) -> str | None:
     except (ValueError, UnicodeEncodeError):
         return None
     return payload if ok else None
+
+
+_MARKER_LINE = frame(MARKER)
 
 
 class HeaterBoardDriver(HeaterBoard):
@@ -142,8 +149,11 @@ class HeaterBoardDriver(HeaterBoard):
         """Send ``request``; return the words after ``head``, exactly ``fields`` of them."""
         line = frame(request)
         last = "no reply"
+        transport = self.transport
         for _ in range(self.retries + 1):
-            reply = await self.transport.query(line)
+            if transport.desynced:
+                await transport.resync(_MARKER_LINE, "ID ")
+            reply = await transport.query(line)
             payload = unframe(reply)
             if payload is None:
                 self.corrupt_replies += 1
@@ -156,6 +166,7 @@ class HeaterBoardDriver(HeaterBoard):
                     continue
                 raise _board_error(self.transport.name, request, words[1:])
             if words[0] != head or len(words) != fields + 1:
+                transport.desynced = True  # perhaps someone else's (late) reply
                 raise GarbledReply(
                     f"{self.transport.name}: unexpected reply {payload!r} to {request!r}"
                 )
