@@ -137,7 +137,7 @@ class MqttConfig(Model):
     commands: bool = Field(True, description="accept pause/resume/abort/status over MQTT")
     batch_samples: int = Field(500, ge=1, le=5000, description="samples per telemetry message")
     status_interval: Duration = Field(5.0, description="refresh of the retained status")
-    reconnect_max: Duration = Field(30.0, description="longest wait between reconnects")
+    reconnect_max: Duration = Field(10.0, description="longest wait between reconnects")
     drain_timeout: Duration = Field(30.0, description="end of run: wait this long to publish")
 
     @field_validator("url")

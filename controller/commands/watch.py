@@ -12,10 +12,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from controller.telemetry.cli import add_mqtt_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rig", metavar="ID", help="watch one rig (default: every rig)")
-    parser.add_argument("--mqtt", metavar="URL", help="broker: mqtt://host:1883, mqtts://host:8883")
+    add_mqtt_argument(parser, help="broker: mqtt://host:1883, mqtts://host:8883")
     parser.add_argument(
         "--config",
         type=Path,

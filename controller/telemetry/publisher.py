@@ -141,7 +141,8 @@ class Publisher:
                 except aiomqtt.MqttError as exc:
                     self._lost(exc)
                 except Exception as exc:  # a bug or a journal error: keep the run going
-                    log.exception("telemetry session failed")
+                    if self._outage_since is None:
+                        log.exception("telemetry session failed")
                     self._lost(exc)
                 finally:
                     self.connected.clear()

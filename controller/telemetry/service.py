@@ -6,13 +6,14 @@ Usage in ``heatcycler run`` (and ``resume``)::
     task = asyncio.create_task(telemetry.run())                    # says "journal-only" once
     ...                                                            # the run
     await journal.flush()                                          # everything committed
-    remaining = await telemetry.drain(rig.mqtt.drain_timeout)      # 0, or what goes next time
+    remaining = await telemetry.drain()   # ≤ mqtt.drain_timeout; 0, or what goes next time
     await task
 
 The publisher runs on **its own thread with its own real-time event loop**. The control
 loop never waits for the network, for TLS handshakes, for SQLite reads of the journal or
-for the cursor commits; and ``--sim`` runs in virtual time (``VirtualTimeLoop``) keep
-their determinism, while MQTT keepalives, timeouts and backoff stay in real seconds. Remote
+for the cursor commits; ``--sim`` runs in virtual time (``VirtualTimeLoop``) keep their
+pace and determinism (only a remote command changes a run), while MQTT keepalives,
+timeouts and backoff stay in real seconds. Remote
 commands cross back to the control loop with ``run_coroutine_threadsafe``: the runner's
 ``RunControl`` methods always run on the runner's own loop.
 """
@@ -155,6 +156,10 @@ class Telemetry:
             return
         if self._thread is not None:
             return
+        if self.journal_path is not None and not self.journal_path.exists():
+            raise FileNotFoundError(
+                f"journal {self.journal_path} does not exist: create it before telemetry starts"
+            )
         control_loop = asyncio.get_running_loop() if self.control is not None else None
         self._thread = threading.Thread(
             target=self._thread_main, args=(control_loop,), name="telemetry", daemon=True
@@ -174,6 +179,8 @@ class Telemetry:
         except asyncio.CancelledError:
             self._call(lambda pub: pub.request_stop())
             raise
+        except Exception as exc:  # telemetry never ends a run: the journal has everything
+            self.notice(f"telemetry stopped: {type(exc).__name__}: {exc}; the journal keeps all")
 
     async def drain(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 (real time)
         """Publish what is left in the journal, then stop; at most ``timeout`` seconds
@@ -225,7 +232,9 @@ class Telemetry:
             return await asyncio.wrap_future(self._done_future(seconds))
         except TimeoutError:
             log.warning("telemetry thread did not finish in %.0f s", seconds)
-            return self._count_remaining()
+        except Exception as exc:
+            log.warning("telemetry thread failed: %s", exc)
+        return self._count_remaining()
 
     def _done_future(self, timeout: float) -> concurrent.futures.Future[int]:
         """A future that resolves with the result, or with TimeoutError after ``timeout``

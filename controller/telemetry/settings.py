@@ -27,11 +27,6 @@ JOURNAL_ONLY = (
 #: ``--mqtt off`` (or ``none``) turns MQTT off for one run even if the rig file has a broker.
 OFF = frozenset({"off", "none"})
 
-MQTT_HELP = (
-    "MQTT broker for this run (mqtt://host:1883, mqtts://host:8883); overrides the rig "
-    "file's mqtt.url and keeps its credentials and TLS files; 'off' for journal-only"
-)
-
 
 @dataclass(frozen=True)
 class Broker:
