@@ -166,7 +166,11 @@ class Collector:
             self.other.append((topic, raw))
             self._changed.set()
             return
-        if topic.endswith("/telemetry"):
+        if topic.endswith("/cmd/reply"):
+            self.replies.append(doc)
+        elif "/cmd/" in topic:
+            self.other.append((topic, raw))
+        elif topic.endswith("/telemetry"):
             self.sample_messages += 1
             for s in doc["samples"]:
                 self.sample_copies += 1
@@ -178,8 +182,6 @@ class Collector:
             self.events[(doc["run"], doc["seq"])] = doc
         elif topic.endswith("/status"):
             self.statuses.append(doc)
-        elif topic.endswith("/cmd/reply"):
-            self.replies.append(doc)
         else:
             self.other.append((topic, raw))
         self._changed.set()

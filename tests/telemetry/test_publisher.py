@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiomqtt
 import pytest
 from conftest import rig_config
 from mqttbroker import Mosquitto, free_port
@@ -99,7 +100,16 @@ async def test_broker_outage_of_30_s_loses_nothing(broker: Mosquitto, tmp_path: 
         written_during_outage = journal.last_seq - outage_start
         broker.start()
 
-        await asyncio.sleep(2.0)
+        # The rig re-subscribed to its commands on the new connection.
+        await until(lambda: telemetry.connected, 15)
+        async with aiomqtt.Client("127.0.0.1", broker.port) as operator:
+            for attempt in range(50):
+                request = json.dumps({"id": f"after-{attempt}"})
+                await operator.publish("heatcycler/r1/cmd/status", request, qos=1)
+                await asyncio.sleep(0.1)
+                if collector.replies:
+                    break
+        await asyncio.sleep(1.0)
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
         await journal.flush()
@@ -115,6 +125,9 @@ async def test_broker_outage_of_30_s_loses_nothing(broker: Mosquitto, tmp_path: 
     assert events == list(range(1, last // 50 + 1))
     assert any("lost" in n for n in notices), notices
     assert any("reachable after" in n for n in notices), notices
+    assert collector.replies
+    assert collector.replies[0]["outcome"] == "ok"
+    assert collector.replies[0]["status"]["state"] == "running"
     journal.close()
 
 

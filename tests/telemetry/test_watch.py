@@ -125,3 +125,40 @@ async def test_watch_prints_plain_lines_for_one_or_all_rigs(
     one = outputs["one"]
     assert "w1 telemetry run=run-w1" in one
     assert "w2 " not in one
+
+
+def test_watch_takes_the_broker_from_a_rig_file_and_flags(tmp_path: Path) -> None:
+    from controller.cli import build_parser
+    from controller.commands.watch import _config
+    from controller.problems import UserError
+
+    rig_file = tmp_path / "rig.yaml"
+    rig_file.write_text(
+        "rig: r1\nsmu: {resource: sim}\nheater: {port: sim}\n"
+        "mqtt: {url: 'mqtts://broker.lab', username: r1, password_env: X, prefix: lab}\n"
+    )
+    parser = build_parser()
+    args = parser.parse_args(["watch", "--config", str(rig_file)])
+    cfg = _config(args)
+    assert (cfg.url, cfg.username, cfg.password_env, cfg.prefix) == (
+        "mqtts://broker.lab",
+        "r1",
+        "X",
+        "lab",
+    )
+    secret = tmp_path / "pw"
+    args = parser.parse_args(
+        ["watch", "--config", str(rig_file), "--mqtt", "mqtt://other:1884", "--username",
+         "grafana", "--password-file", str(secret), "--rig", "r7"]
+    )  # fmt: skip
+    cfg = _config(args)
+    assert (cfg.url, cfg.username, cfg.password_env, cfg.password_file) == (
+        "mqtt://other:1884",
+        "grafana",
+        None,
+        secret,
+    )
+    with pytest.raises(UserError, match="no broker to watch"):
+        _config(parser.parse_args(["watch"]))
+    with pytest.raises(UserError, match="not an MQTT URL"):
+        _config(parser.parse_args(["watch", "--mqtt", "http://x"]))
