@@ -19,6 +19,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("controller.commands.validate", "check protocol files; exit 2 on problems"),
     "schema": ("controller.commands.schema", "write or check protocols/schema.json"),
+    "detect": ("controller.commands.detect", "find shorts and voltage limits in a recorded CSV"),
 }
 
 

@@ -21,6 +21,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -255,47 +256,55 @@ class ShortDetection(Model):
         "`confirm_samples` samples",
     )
 
+    @field_validator("resistance_fraction", "soft_drop_fraction")
+    @classmethod
+    def _fraction(cls, value: float, info: ValidationInfo) -> float:
+        if not 0 < value < 1:
+            raise problem(
+                "must be between 0 and 100 %",
+                "e.g. `resistance_fraction: 20 %` (a collapse to a fifth of the resistance)"
+                if info.field_name == "resistance_fraction"
+                else "e.g. `soft_drop_fraction: 30 %`",
+            )
+        return value
+
+    @field_validator("soft_window")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise problem(
+                f"must be odd (got {value})",
+                "its median is then one of the samples, e.g. `soft_window: 9`",
+            )
+        return value
+
+    @field_validator(
+        "current_min",
+        "voltage_floor",
+        "temperature_tolerance",
+        "soft_max_duration",
+        "reference_max_age",
+    )
+    @classmethod
+    def _positive(cls, value: float, info: ValidationInfo) -> float:
+        if value <= 0:
+            raise problem("must be positive", "leave it out for the default")
+        return value
+
+    @field_validator("confirm_time", "settle", "soft_gap", "limit_margin", "level_tolerance")
+    @classmethod
+    def _not_negative(cls, value: float, info: ValidationInfo) -> float:
+        if value < 0:
+            raise problem("must not be negative", "leave it out for the default")
+        return value
+
     @model_validator(mode="after")
-    def _sane(self) -> ShortDetection:
-        if not 0 < self.resistance_fraction < 1:
-            raise problem(
-                "detection.resistance_fraction must be between 0 and 100 %",
-                "e.g. `resistance_fraction: 20 %` (a collapse to a fifth of the resistance)",
-            )
-        if not 0 < self.soft_drop_fraction < 1:
-            raise problem(
-                "detection.soft_drop_fraction must be between 0 and 100 %",
-                "e.g. `soft_drop_fraction: 30 %`",
-            )
+    def _consistent(self) -> ShortDetection:
         if 1 - self.soft_drop_fraction <= self.resistance_fraction:
             raise problem(
                 "a soft dip must be shallower than a hard collapse: need "
                 "1 - soft_drop_fraction > resistance_fraction",
                 "e.g. `resistance_fraction: 20 %` with `soft_drop_fraction: 30 %`",
-            )
-        if self.soft_window % 2 == 0:
-            raise problem(
-                f"detection.soft_window must be odd (got {self.soft_window})",
-                "its median is then one of the samples, e.g. `soft_window: 9`",
-            )
-        for name in ("current_min", "voltage_floor", "temperature_tolerance"):
-            if getattr(self, name) <= 0:
-                raise problem(f"detection.{name} must be positive", "leave it out for the default")
-        for name in (
-            "confirm_time",
-            "settle",
-            "soft_gap",
-            "limit_margin",
-            "level_tolerance",
-        ):
-            if getattr(self, name) < 0:
-                raise problem(
-                    f"detection.{name} must not be negative", "leave it out for the default"
-                )
-        if self.soft_max_duration <= 0 or self.reference_max_age <= 0:
-            raise problem(
-                "detection.soft_max_duration and reference_max_age must be positive",
-                "leave them out for the defaults",
             )
         return self
 

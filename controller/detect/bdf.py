@@ -85,6 +85,26 @@ def _header(path: Path) -> tuple[list[str], str]:
     return [name.strip() for name in names], delim
 
 
+#: other cyclers' names for the required columns (lower case, no spaces) → (BDF, note)
+ALIASES = {
+    "time/s": (TIME, ""),
+    "time(s)": (TIME, ""),
+    "test_time(s)": (TIME, ""),
+    "testtime(s)": (TIME, ""),
+    "totaltime(s)": (TIME, ""),
+    "ewe/v": (VOLTAGE, ""),
+    "ecell/v": (VOLTAGE, ""),
+    "voltage(v)": (VOLTAGE, ""),
+    "u/v": (VOLTAGE, ""),
+    "i/a": (CURRENT, ""),
+    "<i>/a": (CURRENT, ""),
+    "current(a)": (CURRENT, ""),
+    "i/ma": (CURRENT, " (convert mA to A)"),
+    "<i>/ma": (CURRENT, " (convert mA to A)"),
+    "current(ma)": (CURRENT, " (convert mA to A)"),
+}
+
+
 def _missing_hint(missing: list[str], names: list[str]) -> str:
     close = []
     lowered = {n.lower().replace(" ", ""): n for n in names}
@@ -92,6 +112,14 @@ def _missing_hint(missing: list[str], names: list[str]) -> str:
         key = want.lower().replace(" ", "")
         if key in lowered:
             close.append(f"'{lowered[key]}' → '{want}'")
+            continue
+        alias = [
+            f"'{n}' → '{want}'{ALIASES[k][1]}"
+            for k, n in lowered.items()
+            if k in ALIASES and ALIASES[k][0] == want
+        ]
+        if alias:
+            close.append(alias[0])
             continue
         guess = difflib.get_close_matches(want, names, n=1, cutoff=0.6)
         if guess:

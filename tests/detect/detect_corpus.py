@@ -147,3 +147,20 @@ def score_corpus(mode: str = "offline") -> tuple[Score, dict[str, list[ShortEven
         found[name] = events
         score.add(name, meta, events)
     return score, found
+
+
+def generator() -> Any:
+    """The corpus generator module (its physics also drives the randomised tests)."""
+    import importlib.util
+    import sys
+
+    name = "detect_corpus_generate"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, CORPUS / "generate.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
