@@ -18,7 +18,9 @@ from collections.abc import Sequence
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("controller.commands.validate", "check protocol files; exit 2 on problems"),
+    "plan": ("controller.commands.plan", "dry-run a protocol: timeline, durations, limits"),
     "schema": ("controller.commands.schema", "write or check protocols/schema.json"),
+    "sim": ("controller.commands.sim", "serve the software rig (SMU on TCP, board on a pty)"),
     "detect": ("controller.commands.detect", "find shorts and voltage limits in a recorded CSV"),
 }
 

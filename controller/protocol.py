@@ -48,9 +48,20 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-def problem(what: str, hint: str) -> PydanticCustomError:
-    """A rule violation with a hint; the validator prints both."""
-    return PydanticCustomError("rule", "{what}", {"what": what, "hint": hint})
+def problem(
+    what: str, hint: str, field: str | None = None, *, at_key: bool = False
+) -> PydanticCustomError:
+    """A rule violation with a hint; the validator prints both.
+
+    ``field`` names the key the problem is about, so that the message points at that key's
+    line (at the key itself with ``at_key``, e.g. for a key that does not belong there)
+    rather than at the start of the mapping.
+    """
+    ctx: dict[str, Any] = {"what": what, "hint": hint}
+    if field is not None:
+        ctx["field"] = field
+        ctx["at_key"] = at_key
+    return PydanticCustomError("rule", "{what}", ctx)
 
 
 class Direction(StrEnum):
@@ -100,17 +111,26 @@ class Cell(Model):
 
     @model_validator(mode="after")
     def _one_geometry(self) -> Cell:
-        if (self.area is None) == (self.diameter is None):
+        if self.area is None and self.diameter is None:
             raise problem(
-                "give the electrode size as exactly one of `area` or `diameter`",
+                "give the electrode size as `area` or `diameter`",
                 "e.g. `area: 0.785 cm^2` or `diameter: 10 mm`",
             )
+        if self.area is not None and self.diameter is not None:
+            raise problem(
+                "give the electrode size as `area` or `diameter`, not both",
+                "keep one: the area is computed from the diameter as π·d²/4",
+                "diameter",
+                at_key=True,
+            )
         if self.area is not None and self.area <= 0:
-            raise problem("cell area must be positive", "e.g. `area: 0.785 cm^2`")
+            raise problem("cell area must be positive", "e.g. `area: 0.785 cm^2`", "area")
         if self.diameter is not None and self.diameter <= 0:
-            raise problem("cell diameter must be positive", "e.g. `diameter: 10 mm`")
+            raise problem("cell diameter must be positive", "e.g. `diameter: 10 mm`", "diameter")
         if self.thickness <= 0:
-            raise problem("cell thickness must be positive", "e.g. `thickness: 1.0 mm`")
+            raise problem(
+                "cell thickness must be positive", "e.g. `thickness: 1.0 mm`", "thickness"
+            )
         return self
 
     @property
@@ -133,7 +153,8 @@ class VoltageWindow(Model):
         if self.min >= self.max:
             raise problem(
                 f"voltage window min ({self.min:g} V) must be below max ({self.max:g} V)",
-                "e.g. `voltage: {min: -1 V, max: 1 V}`",
+                "swap them, e.g. `voltage: {min: -1 V, max: 1 V}`",
+                "min",
             )
         return self
 
@@ -163,12 +184,16 @@ class Record(Model):
     @model_validator(mode="after")
     def _positive(self) -> Record:
         if self.sample_period <= 0:
-            raise problem("record.sample_period must be positive", "e.g. `sample_period: 1 s`")
+            raise problem(
+                "sample_period must be positive", "e.g. `sample_period: 1 s`", "sample_period"
+            )
         if self.every < self.sample_period:
             raise problem(
-                f"record.every ({self.every:g} s) is shorter than the sample period "
+                f"every ({self.every:g} s) is shorter than the sample period "
                 f"({self.sample_period:g} s)",
-                "store at most every sample: make `every` at least `sample_period`",
+                "a sample cannot be stored more often than it is measured: make `every` at "
+                "least `sample_period`",
+                "every",
             )
         return self
 
@@ -337,9 +362,11 @@ class Steady(Model):
     @model_validator(mode="after")
     def _sane(self) -> Steady:
         if self.window <= 0:
-            raise problem("steady.window must be positive", "e.g. `window: 10 min`")
+            raise problem("window must be positive", "e.g. `window: 10 min`", "window")
         if not 0 < self.tolerance < 1:
-            raise problem("steady.tolerance must be between 0 and 100 %", "e.g. `tolerance: 1 %`")
+            raise problem(
+                "tolerance must be between 0 and 100 %", "e.g. `tolerance: 1 %`", "tolerance"
+            )
         return self
 
 
@@ -410,7 +437,14 @@ class TimedBase(ElectrochemBase):
                 "add `for: <duration>` (with `until:` it is the upper bound), e.g. `for: 1 h`",
             )
         if self.duration <= 0:
-            raise problem("`for` must be a positive duration", "e.g. `for: 30 min`")
+            raise problem("`for` must be a positive duration", "e.g. `for: 30 min`", "for")
+        if self.until is not None and self.until.empty:
+            raise problem(
+                "`until:` names no condition",
+                "e.g. `until: short`, or `until: {voltage_above: 1 V}`",
+                "until",
+                at_key=True,
+            )
         return self
 
 
@@ -418,7 +452,7 @@ class TimedBase(ElectrochemBase):
 
 
 class RestParams(TimedBase):
-    """Open circuit (output off, high impedance)."""
+    """Open circuit: the SMU sources 0 A with its output on and measures the voltage."""
 
     on_short: ShortAction = ShortAction.NEXT
 
@@ -445,7 +479,9 @@ class HoldVoltageParams(TimedBase):
     @model_validator(mode="after")
     def _limit(self) -> HoldVoltageParams:
         if self.current_limit <= 0:
-            raise problem("current_limit must be positive", "e.g. `current_limit: 1 mA`")
+            raise problem(
+                "current_limit must be positive", "e.g. `current_limit: 1 mA`", "current_limit"
+            )
         return self
 
 
@@ -462,13 +498,23 @@ class DcPolarizationParams(ElectrochemBase):
     @model_validator(mode="after")
     def _sane(self) -> DcPolarizationParams:
         if self.voltage == 0:
-            raise problem("dc_polarization voltage must not be 0 V", "e.g. `voltage: 0.1 V`")
+            raise problem(
+                "dc_polarization voltage must not be 0 V", "e.g. `voltage: 0.1 V`", "voltage"
+            )
         if self.current_limit <= 0:
-            raise problem("current_limit must be positive", "e.g. `current_limit: 1 mA`")
+            raise problem(
+                "current_limit must be positive", "e.g. `current_limit: 1 mA`", "current_limit"
+            )
+        if self.min_duration < 0:
+            raise problem(
+                "min_duration must not be negative", "e.g. `min_duration: 1 h`", "min_duration"
+            )
         if self.max_duration <= self.min_duration:
             raise problem(
-                "max_duration must be longer than min_duration",
-                "e.g. `max_duration: 24 h`",
+                f"max_duration ({_hours(self.max_duration)}) must be longer than min_duration "
+                f"({_hours(self.min_duration)})",
+                "raise max_duration (the step gives up then) or lower min_duration",
+                "max_duration",
             )
         return self
 
@@ -491,21 +537,34 @@ class CycleParams(ElectrochemBase):
         _exactly_one_level(self.current, self.current_density)
         _time_or_capacity(self.half_cycle, self.capacity, "half_cycle")
         if self.rest < 0:
-            raise problem("rest must not be negative", "e.g. `rest: 5 min`, or leave it out")
+            raise problem(
+                "rest must not be negative", "e.g. `rest: 5 min`, or leave it out", "rest"
+            )
         if self.count is None and self.until is None:
             raise problem(
                 "a cycle step needs `count:` or `until:` (with `max_count:`)",
                 "e.g. `count: 5`, or `until: short` with `max_count: 1000`",
             )
-        if self.until is not None and self.count is None and self.max_count is None:
-            raise problem(
-                "`until:` without `count:` or `max_count:` might never end",
-                "add `max_count: 1000` as the upper bound",
-            )
         if self.count is not None and self.max_count is not None:
             raise problem(
                 "give `count:` or `max_count:`, not both",
                 "`count` runs exactly that many cycles; `max_count` bounds `until`",
+                "max_count",
+                at_key=True,
+            )
+        if self.until is not None and self.count is None and self.max_count is None:
+            raise problem(
+                "`until:` without `count:` or `max_count:` might never end",
+                "add `max_count: 1000` as the upper bound",
+                "until",
+                at_key=True,
+            )
+        if self.until is not None and self.until.empty:
+            raise problem(
+                "`until:` names no condition",
+                "e.g. `until: short`, or `until: {voltage_above: 1 V}`",
+                "until",
+                at_key=True,
             )
         return self
 
@@ -537,22 +596,28 @@ class CcdRampParams(ElectrochemBase):
 
     @model_validator(mode="after")
     def _rules(self) -> CcdRampParams:
-        if self.start <= 0 or self.step <= 0:
-            raise problem(
-                "ccd_ramp start and step must be positive current densities",
-                "e.g. `start: 0.1 mA/cm^2, step: 0.1 mA/cm^2`",
-            )
+        for name in ("start", "step"):
+            if getattr(self, name) <= 0:
+                raise problem(
+                    f"ccd_ramp {name} must be a positive current density",
+                    "e.g. `start: 0.1 mA/cm^2, step: 0.1 mA/cm^2`",
+                    name,
+                )
         if self.max < self.start:
             raise problem(
                 f"ccd_ramp max ({self.max * 1e3:g} mA/cm^2) is below start "
                 f"({self.start * 1e3:g} mA/cm^2)",
                 "raise `max` or lower `start`",
+                "max",
             )
         if self.mode is RampMode.SYMMETRIC:
             if self.per_level is not None:
                 raise problem(
                     "`per_level` belongs to one_way ramps",
-                    "in a symmetric ramp use `half_cycle:` (or `capacity:`)",
+                    "in a symmetric ramp use `half_cycle:` (or `capacity:`), or set "
+                    "`mode: one_way`",
+                    "per_level",
+                    at_key=True,
                 )
             _time_or_capacity(self.half_cycle, self.capacity, "half_cycle")
         else:
@@ -560,19 +625,24 @@ class CcdRampParams(ElectrochemBase):
                 raise problem(
                     "`half_cycle` belongs to symmetric ramps",
                     "in a one_way ramp use `per_level:` (or `capacity:`)",
+                    "half_cycle",
+                    at_key=True,
                 )
             if self.cycles_per_level != 1:
                 raise problem(
                     "`cycles_per_level` belongs to symmetric ramps",
                     "remove it from the one_way ramp",
+                    "cycles_per_level",
+                    at_key=True,
                 )
             _time_or_capacity(self.per_level, self.capacity, "per_level")
         if self.rest < 0:
-            raise problem("rest must not be negative", "e.g. `rest: 5 min`")
+            raise problem("rest must not be negative", "e.g. `rest: 5 min`", "rest")
         if self.levels > 1000:
             raise problem(
                 f"this ramp has {self.levels} levels",
                 "use a larger `step` or a lower `max` (at most 1000 levels)",
+                "step",
             )
         return self
 
@@ -599,15 +669,16 @@ class TemperatureParams(StepBase):
     def _rules(self) -> TemperatureParams:
         if self.ramp is not None and self.ramp <= 0:
             raise problem(
-                "ramp rate must be positive (the sign follows the setpoint)",
+                "ramp rate must be positive (the direction follows the setpoint)",
                 "e.g. `ramp: 5 degC/min`; leave it out for the rig's maximum rate",
+                "ramp",
             )
         if self.band <= 0:
-            raise problem("band must be positive", "e.g. `band: 0.5 degC`")
+            raise problem("band must be positive", "e.g. `band: 0.5 degC`", "band")
         if self.soak < 0:
-            raise problem("soak must not be negative", "e.g. `soak: 1 h`, or `soak: 0 s`")
+            raise problem("soak must not be negative", "e.g. `soak: 1 h`, or `soak: 0 s`", "soak")
         if self.timeout is not None and self.timeout <= 0:
-            raise problem("timeout must be positive", "e.g. `timeout: 2 h`")
+            raise problem("timeout must be positive", "e.g. `timeout: 2 h`", "timeout")
         return self
 
 
@@ -616,31 +687,52 @@ class RepeatParams(StepBase):
     steps: list[Step] = Field(min_length=1)
 
 
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
+
+
 def _exactly_one_level(current: float | None, density: float | None) -> None:
-    if (current is None) == (density is None):
+    if current is None and density is None:
         raise problem(
-            "give the level as exactly one of `current` or `current_density`",
+            "give the level as `current` or `current_density`",
             "e.g. `current_density: 2 mA/cm^2`",
         )
+    if current is not None and density is not None:
+        raise problem(
+            "give the level as `current` or `current_density`, not both",
+            "keep one: the current is the current density times the cell area",
+            "current",
+            at_key=True,
+        )
+    name = "current" if current is not None else "current_density"
     level = current if current is not None else density
     assert level is not None
     if level <= 0:
         raise problem(
             "give the magnitude as a positive value; the direction says which way",
-            "e.g. `current_density: 2 mA/cm^2` with `direction: strip`",
+            f"e.g. `{name}: 2 {'mA' if name == 'current' else 'mA/cm^2'}` with `direction: strip`",
+            name,
         )
 
 
 def _time_or_capacity(duration: float | None, capacity: float | None, name: str) -> None:
-    if (duration is None) == (capacity is None):
+    if duration is None and capacity is None:
         raise problem(
-            f"give exactly one of `{name}` (a duration) or `capacity` (an areal capacity)",
+            f"give the length of each {name.replace('_', '-')} as `{name}` (a duration) or "
+            "`capacity` (an areal capacity)",
             f"e.g. `{name}: 30 min` or `capacity: 1 mAh/cm^2`",
         )
+    if duration is not None and capacity is not None:
+        raise problem(
+            f"give `{name}` or `capacity`, not both",
+            f"keep one: `{name}: 30 min` or `capacity: 1 mAh/cm^2`",
+            "capacity",
+            at_key=True,
+        )
     if duration is not None and duration <= 0:
-        raise problem(f"`{name}` must be a positive duration", f"e.g. `{name}: 30 min`")
+        raise problem(f"`{name}` must be a positive duration", f"e.g. `{name}: 30 min`", name)
     if capacity is not None and capacity <= 0:
-        raise problem("`capacity` must be positive", "e.g. `capacity: 1 mAh/cm^2`")
+        raise problem("`capacity` must be positive", "e.g. `capacity: 1 mAh/cm^2`", "capacity")
 
 
 # ------------------------------------------------------------ the step union
@@ -765,6 +857,21 @@ def _walk(steps: list[Any], prefix: tuple[int, ...]) -> Any:
         yield (*prefix, i), step
         if isinstance(step, Repeat):
             yield from _walk(step.repeat.steps, (*prefix, i))
+
+
+#: At most this many executed steps in a run (repeats expanded; nested repeats multiply).
+MAX_EXECUTED_STEPS = 100_000
+
+
+def executed_count(steps: list[Any]) -> int:
+    """How many steps a run executes, repeats expanded (without expanding them)."""
+    total = 0
+    for step in steps:
+        if isinstance(step, Repeat):
+            total += step.repeat.count * executed_count(step.repeat.steps)
+        else:
+            total += 1
+    return total
 
 
 def walk_steps(steps: list[Any]) -> Any:

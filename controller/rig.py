@@ -50,6 +50,12 @@ class SmuConfig(Model):
         description="output off opens the relay (high impedance); NORMal would source 0 V "
         "and discharge the cell, so it is not offered",
     )
+    working_electrode: Literal["hi", "lo"] = Field(
+        "hi",
+        description="which SMU terminal the working electrode is wired to; heatcycler's "
+        "+current plates the working electrode, so with `hi` a plating current is sourced "
+        "negative (out of LO)",
+    )
     nplc: float = Field(1.0, ge=0.01, le=10, description="integration time in power-line cycles")
     remote_sense: bool = Field(True, description="4-wire sense at the cell")
 

@@ -24,3 +24,5 @@ class Sample:
     step: int = 0  # step count (1-based index of executed steps; BDF "Step Count")
     cycle: int = 0  # cycle count (BDF "Cycle Count")
     unix: float = 0.0  # unix time of the measurement
+    setpoint: float | None = None  # degC, the thermal loop's setpoint now (None: heater off)
+    duty: float | None = None  # 0..1, the heater duty now

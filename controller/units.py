@@ -29,6 +29,7 @@ pint is imported lazily: ``heatcycler validate`` must start fast.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 import re
@@ -57,17 +58,21 @@ class Kind:
 
 DURATION = Kind("duration", "s", "30 min", "s", alternatives=("s", "min", "h"))
 CURRENT = Kind("current", "A", "100 uA", "A", alternatives=("uA", "mA", "A"))
-CURRENT_DENSITY = Kind("current density", "A/cm^2", "2 mA/cm^2", "A/cm^2")
+CURRENT_DENSITY = Kind(
+    "current density", "A/cm^2", "2 mA/cm^2", "A/cm^2", alternatives=("uA/cm^2", "mA/cm^2")
+)
 VOLTAGE = Kind("voltage", "V", "1 V", "V", alternatives=("mV", "V"))
 TEMPERATURE = Kind(
-    "temperature", "degC", "160 degC", "K", absolute_temperature=True, alternatives=("degC", "K")
+    "temperature", "degC", "160 degC", "K", absolute_temperature=True, alternatives=("degC",)
 )
 TEMPERATURE_DELTA = Kind("temperature difference", "K", "0.5 degC", "K", temperature_delta=True)
-TEMPERATURE_RATE = Kind("temperature rate", "K/s", "5 degC/min", "K/s")
+TEMPERATURE_RATE = Kind(
+    "temperature rate", "K/s", "5 degC/min", "K/s", alternatives=("degC/min", "degC/h")
+)
 TEMPERATURE_TIME = Kind("temperature-time integral", "K*s", "300 degC*s", "K*s")
 LENGTH = Kind("length", "cm", "1.0 mm", "cm", alternatives=("um", "mm", "cm"))
-AREA = Kind("area", "cm^2", "0.785 cm^2", "cm^2")
-CHARGE = Kind("charge", "C", "0.5 mAh", "C")
+AREA = Kind("area", "cm^2", "0.785 cm^2", "cm^2", alternatives=("mm^2", "cm^2"))
+CHARGE = Kind("charge", "C", "0.5 mAh", "C", alternatives=("uAh", "mAh", "C"))
 AREAL_CHARGE = Kind("areal capacity", "C/cm^2", "1 mAh/cm^2", "C/cm^2")
 RESISTANCE = Kind("resistance", "ohm", "100 ohm", "ohm")
 POWER = Kind("power", "W", "100 W", "W")
@@ -103,6 +108,78 @@ def _example_hint(kind: Kind) -> str:
     return f"write {_a(kind.name)} with its unit, e.g. '{kind.example}'"
 
 
+def _bare_number_hint(kind: Kind, number: str) -> str:
+    units = kind.alternatives or (kind.example.split(" ", 1)[1],)
+    options = [f"'{number} {u}'" for u in units]
+    if len(options) == 1:
+        return f"write {options[0]} if that is what you mean"
+    listed = ", ".join(options[:-1]) + f" or {options[-1]}"
+    return f"write {listed}, whichever you mean"
+
+
+# The units technicians write, as (kind, unit) -> (scale, offset) into the kind's canonical
+# unit: canonical = magnitude * scale + offset. Parsing these needs no pint (which costs
+# ~0.35 s to import and build, most of `heatcycler validate`'s time); tests check every
+# entry against pint, and any other unit goes to pint.
+_C_OFFSET = -273.15
+FAST_UNITS: dict[tuple[str, str], tuple[float, float]] = {
+    **{("duration", u): (1.0, 0.0) for u in ("s", "sec", "second", "seconds")},
+    **{("duration", u): (60.0, 0.0) for u in ("min", "minute", "minutes")},
+    **{("duration", u): (3600.0, 0.0) for u in ("h", "hr", "hour", "hours")},
+    **{("duration", u): (86400.0, 0.0) for u in ("d", "day", "days")},
+    ("duration", "ms"): (1e-3, 0.0),
+    ("current", "A"): (1.0, 0.0),
+    ("current", "mA"): (1e-3, 0.0),
+    ("current", "uA"): (1e-6, 0.0),
+    ("current", "µA"): (1e-6, 0.0),
+    ("current", "nA"): (1e-9, 0.0),
+    ("current density", "A/cm^2"): (1.0, 0.0),
+    ("current density", "mA/cm^2"): (1e-3, 0.0),
+    ("current density", "uA/cm^2"): (1e-6, 0.0),
+    ("current density", "µA/cm^2"): (1e-6, 0.0),
+    ("current density", "nA/cm^2"): (1e-9, 0.0),
+    ("voltage", "V"): (1.0, 0.0),
+    ("voltage", "mV"): (1e-3, 0.0),
+    ("voltage", "uV"): (1e-6, 0.0),
+    ("voltage", "µV"): (1e-6, 0.0),
+    ("temperature", "degC"): (1.0, 0.0),
+    ("temperature", "K"): (1.0, _C_OFFSET),
+    ("temperature difference", "degC"): (1.0, 0.0),
+    ("temperature difference", "K"): (1.0, 0.0),
+    ("temperature difference", "delta_degC"): (1.0, 0.0),
+    ("temperature rate", "degC/s"): (1.0, 0.0),
+    ("temperature rate", "degC/min"): (1 / 60, 0.0),
+    ("temperature rate", "degC/h"): (1 / 3600, 0.0),
+    ("temperature rate", "K/s"): (1.0, 0.0),
+    ("temperature rate", "K/min"): (1 / 60, 0.0),
+    ("temperature rate", "K/h"): (1 / 3600, 0.0),
+    ("length", "cm"): (1.0, 0.0),
+    ("length", "mm"): (0.1, 0.0),
+    ("length", "um"): (1e-4, 0.0),
+    ("length", "µm"): (1e-4, 0.0),
+    ("area", "cm^2"): (1.0, 0.0),
+    ("area", "mm^2"): (0.01, 0.0),
+    ("charge", "C"): (1.0, 0.0),
+    ("charge", "mC"): (1e-3, 0.0),
+    ("charge", "mAh"): (3.6, 0.0),
+    ("charge", "uAh"): (3.6e-3, 0.0),
+    ("charge", "µAh"): (3.6e-3, 0.0),
+    ("areal capacity", "C/cm^2"): (1.0, 0.0),
+    ("areal capacity", "mC/cm^2"): (1e-3, 0.0),
+    ("areal capacity", "mAh/cm^2"): (3.6, 0.0),
+    ("areal capacity", "uAh/cm^2"): (3.6e-3, 0.0),
+    ("areal capacity", "µAh/cm^2"): (3.6e-3, 0.0),
+    ("resistance", "ohm"): (1.0, 0.0),
+    ("resistance", "kohm"): (1e3, 0.0),
+    ("power", "W"): (1.0, 0.0),
+    ("power", "mW"): (1e-3, 0.0),
+    ("fraction", "%"): (0.01, 0.0),
+    ("fraction", "percent"): (0.01, 0.0),
+}
+
+_CELSIUS_AS_COULOMB = re.compile(r"(?<![A-Za-z_])C(?![A-Za-z_])")
+
+
 @functools.cache
 def _parse_units(text: str) -> Any:
     return registry().parse_units(text)
@@ -123,7 +200,7 @@ def parse(value: object, kind: Kind) -> float:
             kind,
             value,
             f"{value!r} has no unit; {_a(kind.name)} needs one",
-            f"write '{value} {kind.example.split(' ', 1)[1]}' if that is what you mean",
+            _bare_number_hint(kind, repr(value)),
         )
     if not isinstance(value, str):
         raise _error(
@@ -148,26 +225,31 @@ def parse(value: object, kind: Kind) -> float:
             kind,
             value,
             f"{value!r} has no unit; {_a(kind.name)} needs one",
-            f"write '{match.group(1)} {kind.example.split(' ', 1)[1]}' if that is what you mean",
+            _bare_number_hint(kind, match.group(1)),
         )
+    fast = FAST_UNITS.get((kind.name, unit_text))
+    if fast is not None:
+        result = magnitude * fast[0] + fast[1]
+    else:
+        result = _parse_with_pint(value, kind, magnitude, match.group(1), unit_text)
+    if not math.isfinite(result):
+        raise _error(kind, value, f"{value!r} is too large", _example_hint(kind))
+    return result
+
+
+def _parse_with_pint(
+    value: str, kind: Kind, magnitude: float, number: str, unit_text: str
+) -> float:
     import pint
 
     try:
         units = _parse_units(unit_text)
-    except (
-        pint.errors.UndefinedUnitError,
-        pint.errors.DefinitionSyntaxError,
-        AttributeError,
-        TypeError,
-        ValueError,
-        SyntaxError,
-        AssertionError,
-        KeyError,
-        IndexError,
-    ) as exc:
-        raise _error(
-            kind, value, f"unknown unit {unit_text!r} in {value!r}", _example_hint(kind)
-        ) from exc
+    except Exception as exc:  # pint's parser raises many kinds of error on odd text
+        # (UndefinedUnitError, DefinitionSyntaxError, tokenize.TokenError, ValueError, …)
+        known = [u for (k, u) in FAST_UNITS if k == kind.name]
+        guess = difflib.get_close_matches(unit_text, known, n=1, cutoff=0.6)
+        hint = f"did you mean '{number} {guess[0]}'?" if guess else _example_hint(kind)
+        raise _error(kind, value, f"unknown unit {unit_text!r} in {value!r}", hint) from exc
     ureg = registry()
     try:
         if kind.absolute_temperature:
@@ -177,12 +259,17 @@ def parse(value: object, kind: Kind) -> float:
         target = kind.canonical or "dimensionless"
         return float(ureg.Quantity(magnitude, units).to(target).magnitude)
     except (pint.errors.DimensionalityError, pint.errors.OffsetUnitCalculusError) as exc:
+        hint = _example_hint(kind)
+        temperature_kinds = (TEMPERATURE, TEMPERATURE_DELTA, TEMPERATURE_RATE, TEMPERATURE_TIME)
+        if kind in temperature_kinds and _CELSIUS_AS_COULOMB.search(unit_text):
+            fixed = _CELSIUS_AS_COULOMB.sub("degC", unit_text)
+            hint = f"`C` is the coulomb, a charge; for degrees Celsius write '{number} {fixed}'"
         raise _error(
             kind,
             value,
             f"{value!r} is not {_a(kind.name)} (its unit {unit_text!r} is "
             f"{_describe_dimension(units)})",
-            _example_hint(kind),
+            hint,
         ) from exc
 
 
@@ -196,24 +283,33 @@ def _delta_of(units: Any) -> Any:
     return units
 
 
-_DIMENSION_NAMES = {
-    "[time]": "a duration",
-    "[current]": "a current",
-    "[current] / [length] ** 2": "a current density",
-    "[length] ** 2 * [mass] / [current] / [time] ** 3": "a voltage",
-    "[temperature]": "a temperature",
-    "[temperature] / [time]": "a temperature rate",
-    "[length]": "a length",
-    "[length] ** 2": "an area",
-    "[current] * [time]": "a charge",
-    "[current] * [time] / [length] ** 2": "an areal capacity",
-    "dimensionless": "dimensionless",
-}
+# What a unit's dimension is called, by a unit of that dimension (compared as pint
+# dimensionalities: their text form depends on pint's ordering).
+_DIMENSION_NAMES = (
+    ("s", "a duration"),
+    ("A", "a current"),
+    ("A/cm^2", "a current density"),
+    ("V", "a voltage"),
+    ("K", "a temperature"),
+    ("K/s", "a temperature rate"),
+    ("cm", "a length"),
+    ("cm^2", "an area"),
+    ("C", "a charge"),
+    ("C/cm^2", "an areal capacity"),
+    ("ohm", "a resistance"),
+    ("W", "a power"),
+    ("K*s", "a temperature-time integral"),
+    ("", "dimensionless"),
+)
 
 
 def _describe_dimension(units: Any) -> str:
-    dim = str(registry().Quantity(1, units).dimensionality)
-    return _DIMENSION_NAMES.get(dim, dim)
+    ureg = registry()
+    dim = ureg.Quantity(1, units).dimensionality
+    for unit, name in _DIMENSION_NAMES:
+        if ureg.Quantity(1, unit or "dimensionless").dimensionality == dim:
+            return name
+    return f"of dimension {dim}"
 
 
 def format_quantity(value: float, kind: Kind) -> str:

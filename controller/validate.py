@@ -11,14 +11,16 @@ import difflib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from controller import protocol as proto
 from controller.problems import Problem, UserError, key_path
-from controller.rig import RigConfig
 from controller.source import Source, load_yaml, plain
+
+if TYPE_CHECKING:  # the rig model is built only when a rig is given (startup time)
+    from controller.rig import RigConfig
 
 
 @dataclass
@@ -44,7 +46,7 @@ def load_protocol(
         problems = exc.problems or [Problem(str(path), 1, 1, "", exc.message, exc.hint)]
         return Loaded(None, None, problems)
     if not isinstance(src.data, dict):
-        what = "empty" if src.data is None else f"a {type(src.data).__name__}"
+        what = _what_it_is(src.data)
         return Loaded(
             src,
             None,
@@ -56,7 +58,8 @@ def load_protocol(
                     "",
                     f"a protocol file must be a mapping (name, cell, safety, steps); "
                     f"this one is {what}",
-                    "start from a file in protocols/, e.g. protocols/ccd-ramp-125C.yaml",
+                    "start from a file in protocols/, e.g. protocols/ccd-ramp-125C.yaml, "
+                    "and keep its `key: value` lines",
                 )
             ],
         )
@@ -73,12 +76,16 @@ def load_protocol(
         return Loaded(src, None, _dedupe(problems))
     if problems:
         return Loaded(src, None, problems)
-    problems = [src_problem(src, loc, what, hint) for loc, what, hint in limit_problems(model, rig)]
+    problems = _dedupe(
+        [src_problem(src, loc, what, hint) for loc, what, hint in limit_problems(model, rig)]
+    )
     return Loaded(src, model if not problems else None, problems)
 
 
 def load_rig(path: Path | str) -> RigConfig:
     """Parse and validate a rig file; raises UserError with every problem located."""
+    from controller.rig import RigConfig
+
     src = load_yaml(path)
     if not isinstance(src.data, dict):
         raise UserError(
@@ -90,6 +97,21 @@ def load_rig(path: Path | str) -> RigConfig:
     except ValidationError as exc:
         problems = _dedupe(translate(exc, src, RigConfig))
         raise UserError(problems[0].message, problems[0].hint, problems) from None
+
+
+def _what_it_is(data: Any) -> str:
+    if data is None:
+        return "empty"
+    if isinstance(data, list):
+        return "a list"
+    if isinstance(data, str):
+        short = data if len(data) <= 30 else data[:27] + "..."
+        return f"plain text ({short!r})"
+    if isinstance(data, bool):
+        return "a yes/no value"
+    if isinstance(data, int | float):
+        return f"a number ({data!r})"
+    return f"a {type(data).__name__}"  # pragma: no cover - YAML has no other top-level kinds
 
 
 def src_problem(
@@ -137,13 +159,23 @@ def _step_shape_problems(src: Source) -> tuple[list[Problem], set[str]]:
                 check(step["repeat"].get("steps"), (*here, "repeat", "steps"))
 
     def _check_one(step: Any, here: tuple[Any, ...]) -> None:
+        if step is None:
+            problems.append(
+                src_problem(
+                    src,
+                    here,
+                    "empty step: a `-` with nothing after it",
+                    "write a step after the `-` (e.g. `- rest: {for: 10 min}`) or remove the line",
+                )
+            )
+            return
         if not isinstance(step, dict):
             problems.append(
                 src_problem(
                     src,
                     here,
                     f"a step must be a mapping such as `rest: {{for: 1 h}}`, got {step!r}",
-                    f"step kinds: {', '.join(proto.STEP_KINDS)}",
+                    f"write `- kind: {{key: value, …}}`; step kinds: {', '.join(proto.STEP_KINDS)}",
                 )
             )
             return
@@ -184,34 +216,48 @@ def _step_shape_problems(src: Source) -> tuple[list[Problem], set[str]]:
                 )
             )
         elif not keys:
-            problems.append(src_problem(src, here, "empty step", "remove it or give it a kind"))
+            problems.append(
+                src_problem(
+                    src,
+                    here,
+                    "empty step `{}`",
+                    "write a step such as `- rest: {for: 10 min}`, or remove it",
+                )
+            )
 
     if isinstance(src.data, dict):
         check(src.data.get("steps"), ("steps",))
     return problems, bad
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop pydantic's union tags from locs.
+def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """Drop pydantic's union tags from locs, keeping every key the file really has.
 
     ('steps', 0, 'cycle', 'cycle', 'x') -> ('steps', 0, 'cycle', 'x')."""
     out: list[Any] = []
+    node = data
     i = 0
     while i < len(loc):
         part = loc[i]
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            out.append(part)
+            i += 1
+            continue
+        is_key = isinstance(node, dict) and part in node
         if (
-            isinstance(part, str)
-            and part in proto.STEP_KINDS
+            part in proto.STEP_KINDS
             and i + 1 < len(loc)
             and loc[i + 1] == part
             and out
             and isinstance(out[-1], int)
         ):
-            i += 1
+            i += 1  # the discriminator's tag; the next part is the key
             continue
-        if isinstance(part, str) and ("[" in part or part in {"Until", "Threshold"}):
-            i += 1
+        if not is_key and isinstance(part, str) and ("[" in part or part in {"Until", "Threshold"}):
+            i += 1  # a union member's tag, not a key of the file
             continue
+        node = node[part] if is_key else None
         out.append(part)
         i += 1
     return tuple(out)
@@ -221,21 +267,22 @@ def translate(exc: ValidationError, src: Source, root: type[BaseModel]) -> list[
     """pydantic errors -> located problems with a hint each."""
     problems = []
     for err in exc.errors(include_url=False):
-        loc = _clean_loc(tuple(err["loc"]))
+        loc = _clean_loc(tuple(err["loc"]), src.data)
         kind = err["type"]
         ctx = err.get("ctx") or {}
         given = err.get("input")
         at_key = False
-        if ctx.get("loc"):
-            loc = tuple(ctx["loc"])
         if kind in ("quantity", "rule"):
             what, hint = str(ctx["what"]), str(ctx.get("hint", ""))
-        elif kind == "missing":
+            if ctx.get("field"):
+                loc = (*loc, str(ctx["field"]))
+                at_key = bool(ctx.get("at_key"))
+        elif kind == "missing" and loc:
             name = loc[-1]
             what = f"missing required key {name!r}"
-            hint = f"add `{name}: {_example(root, loc)}`"
+            hint = _missing_hint(str(name), _example(root, loc))
             loc, at_key = loc[:-1], True
-        elif kind == "extra_forbidden":
+        elif kind == "extra_forbidden" and loc:
             name = str(loc[-1])
             allowed = _allowed_keys(root, loc[:-1])
             guess = difflib.get_close_matches(name, allowed, n=1, cutoff=0.5)
@@ -262,22 +309,33 @@ def translate(exc: ValidationError, src: Source, root: type[BaseModel]) -> list[
             hint = "write `true` or `false`"
         elif kind in ("string_type",):
             what = f"expected text, got {given!r}"
-            hint = 'quote it: `"…"`'
+            example = _EXAMPLES.get(str(loc[-1]), "some text") if loc else "some text"
+            hint = (
+                f'write text, e.g. `{loc[-1]}: {example}`; quote what looks like a number: `"07"`'
+            )
         elif kind in ("model_type", "model_attributes_type", "dict_type"):
             what = f"expected a mapping of keys, got {given!r}"
             allowed = _allowed_keys(root, loc)
             hint = f"keys here: {', '.join(allowed)}" if allowed else "write `key: value` lines"
         elif kind in ("list_type",):
             what = f"expected a list, got {given!r}"
-            hint = "write a list with one `- item` per line"
+            hint = (
+                "write each step on its own line starting with `- `, e.g. `  - rest: {for: 10 min}`"
+                if loc and loc[-1] == "steps"
+                else "write a list with one `- item` per line"
+            )
         elif kind in ("too_short",):
             what = "must not be empty"
-            hint = "add at least one item"
+            hint = (
+                "add at least one step, e.g. `- rest: {for: 10 min}`"
+                if loc and loc[-1] == "steps"
+                else "add at least one item"
+            )
         elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
             what = f"{given!r}: {err['msg'].lower()}"
             hint = "change the value"
         elif kind == "string_pattern_mismatch":
-            what = f"{given!r} is not allowed here: {err['msg'].lower()}"
+            what = f"{given!r} has characters that are not allowed here"
             hint = "use letters, digits, '.', '_' and '-' only"
         elif kind == "string_too_short":
             what = "must not be empty"
@@ -289,7 +347,24 @@ def translate(exc: ValidationError, src: Source, root: type[BaseModel]) -> list[
             what = str(err["msg"]).removeprefix("Value error, ")
             hint = "check this value against protocols/schema.json"
         problems.append(src_problem(src, loc, what, hint, at_key=at_key))
-    return problems
+    return _drop_implied_missing(problems)
+
+
+def _drop_implied_missing(problems: list[Problem]) -> list[Problem]:
+    """'missing steps' is implied by "unknown key 'setps': did you mean 'steps'?"."""
+    guessed = {
+        (p.path.rpartition(".")[0] if "." in p.path else "", p.hint.split("'")[1])
+        for p in problems
+        if p.message.startswith("unknown key") and p.hint.startswith("did you mean")
+    }
+    return [
+        p
+        for p in problems
+        if not (
+            p.message.startswith("missing required key")
+            and (p.path, p.message.split("'")[1]) in guessed
+        )
+    ]
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -323,6 +398,33 @@ def _allowed_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
+#: Examples for keys whose value is not a single quantity (missing-key hints).
+_EXAMPLES = {
+    "name": "my-protocol",
+    "label": "warm-up",
+    "description": "what this protocol is for",
+    "cell": "{id: S07, electrolyte: LiBH4, area: 0.785 cm^2, thickness: 1.0 mm}",
+    "safety": "{voltage: {min: -1 V, max: 1 V}, temperature_max: 175 degC}",
+    "voltage": "{min: -1 V, max: 1 V}",
+    "id": "S07",
+    "electrolyte": "LiBH4",
+    "count": "5",
+    "direction": "plate",
+    "rig": "rig-01",
+    "smu": "{resource: TCPIP::192.168.1.50::5025::SOCKET}",
+    "heater": "{port: /dev/heatcycler-heater}",
+    "resource": "TCPIP::192.168.1.50::5025::SOCKET",
+    "port": "/dev/heatcycler-heater",
+    "url": "mqtt://localhost:1883",
+}
+
+
+def _missing_hint(name: str, example: str) -> str:
+    if name == "steps":
+        return "add `steps:` and under it one step per line, e.g. `  - rest: {for: 10 min}`"
+    return f"add `{name}: {example}`"
+
+
 def _example(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
     for m in _models_at(root, loc[:-1]):
         for name, info in m.model_fields.items():
@@ -331,11 +433,12 @@ def _example(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
                     schema = getattr(meta, "json_schema", None)
                     if isinstance(schema, dict) and schema.get("examples"):
                         return str(schema["examples"][0])
-                models = _models_in(info.annotation)
-                if models:
-                    return "{…}"
+                if name in _EXAMPLES:
+                    return _EXAMPLES[name]
                 if "list" in str(info.annotation):
                     return "[…]"
+                if _models_in(info.annotation):
+                    return "{…}"
     return "…"
 
 
@@ -349,6 +452,79 @@ def _level(p: Any, area: float) -> tuple[float, str]:
     density = p.current_density if hasattr(p, "current_density") else p.max
     amps = density * area
     return amps, f"{density * 1e3:g} mA/cm^2 × {area:g} cm^2 = {amps * 1e3:g} mA"
+
+
+def _temperature_changes(
+    steps: list[Any], previous: float, prefix: tuple[int, ...] = ()
+) -> tuple[list[tuple[tuple[int, ...], proto.TemperatureParams, float]], float]:
+    """Every temperature step with the setpoint it starts from, in run order.
+
+    A repeat is walked twice (when it repeats), so that its second iteration starts from
+    the setpoint its body ends at; later iterations start from the same one."""
+    out: list[tuple[tuple[int, ...], proto.TemperatureParams, float]] = []
+    for i, step in enumerate(steps):
+        index = (*prefix, i)
+        if isinstance(step, proto.Repeat):
+            for _ in range(min(step.repeat.count, 2)):
+                inner, previous = _temperature_changes(step.repeat.steps, previous, index)
+                out += inner
+        elif isinstance(step, proto.TemperatureStep):
+            out.append((index, step.temperature, previous))
+            previous = step.temperature.setpoint
+    return out, previous
+
+
+def _duration_words(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds:.3g} s"
+
+
+def _thermal_problems(
+    model: proto.Protocol, rig: RigConfig | None
+) -> list[tuple[tuple[Any, ...], str, str]]:
+    """Ramps the rig cannot follow, and timeouts shorter than the ramp they wait for."""
+    out: list[tuple[tuple[Any, ...], str, str]] = []
+    ambient = rig.sim.ambient if rig is not None and rig.sim is not None else 25.0
+    changes, _ = _temperature_changes(list(model.steps), ambient)
+    for index, p, previous in changes:
+        loc = (*proto.step_loc(index), "temperature")
+        delta = p.setpoint - previous
+        if delta == 0:
+            continue
+        heating = delta > 0
+        rate = p.ramp
+        if rig is not None:
+            fastest = rig.heater.max_ramp_up if heating else rig.heater.max_ramp_down
+            if p.ramp is not None and p.ramp > fastest * (1 + 1e-9):
+                key = "heater.max_ramp_up" if heating else "heater.max_ramp_down"
+                way = "heat" if heating else "cool"
+                out.append(
+                    (
+                        (*loc, "ramp"),
+                        f"ramp {p.ramp * 60:g} degC/min from {previous:g} to {p.setpoint:g} degC "
+                        f"is faster than rig {rig.rig!r} can {way} ({fastest * 60:g} degC/min)",
+                        f"use at most {fastest * 60:g} degC/min, or leave `ramp` out for the "
+                        f"rig's maximum (rig setting {key})",
+                    )
+                )
+            rate = fastest if p.ramp is None else min(p.ramp, fastest)
+        if rate is None or p.timeout is None:
+            continue
+        needed = abs(delta) / rate
+        if p.timeout < needed:
+            out.append(
+                (
+                    (*loc, "timeout"),
+                    f"timeout {_duration_words(p.timeout)} is shorter than the ramp from "
+                    f"{previous:g} to {p.setpoint:g} degC takes ({_duration_words(needed)} at "
+                    f"{rate * 60:g} degC/min)",
+                    "raise the timeout, or leave it out (default: the ramp time + 30 min)",
+                )
+            )
+    return out
 
 
 def limit_problems(
@@ -402,40 +578,34 @@ def limit_problems(
                 )
             floor = rig.safety.temperature_min if rig is not None else 5.0
             if p.setpoint < floor + 10:
+                kelvin = p.setpoint + 273.15
+                hint = (
+                    f"`K` means kelvin: {kelvin:g} K is {p.setpoint:g} degC; for degrees Celsius "
+                    f"write `{kelvin:g} degC`"
+                    if p.setpoint < -50
+                    else "the block only heats: use a setpoint above ambient, e.g. `125 degC`"
+                )
                 out.append(
                     (
                         (*loc, "setpoint"),
                         f"setpoint {p.setpoint:g} degC is too cold for a heater-only block "
                         f"(it cannot cool below ambient; the broken-wire limit is {floor:g} degC)",
-                        "write the setpoint in degC (e.g. `125 degC`); K means kelvin",
+                        hint,
                     )
                 )
         if rig is None:
             continue
-        if isinstance(p, proto.TemperatureParams):
+        if isinstance(p, proto.TemperatureParams) and p.setpoint > rig.safety.setpoint_max:
             cap = min(rig.safety.setpoint_max, model.safety.temperature_max)
-            if p.setpoint > rig.safety.setpoint_max:
-                out.append(
-                    (
-                        (*loc, "setpoint"),
-                        f"setpoint {p.setpoint:g} degC is above rig {rig.rig!r}'s "
-                        f"setpoint cap ({rig.safety.setpoint_max:g} degC)",
-                        f"use at most {cap:g} degC (rig setting safety.setpoint_max)",
-                    )
+            out.append(
+                (
+                    (*loc, "setpoint"),
+                    f"setpoint {p.setpoint:g} degC is above the setpoint cap of rig "
+                    f"{rig.rig!r} ({rig.safety.setpoint_max:g} degC)",
+                    f"use at most {cap:g} degC: the rig's limit (safety.setpoint_max in the rig "
+                    "file) wins over the protocol's",
                 )
-            if p.ramp is not None:
-                fastest = max(rig.heater.max_ramp_up, rig.heater.max_ramp_down)
-                if p.ramp > fastest:
-                    out.append(
-                        (
-                            (*loc, "ramp"),
-                            f"ramp {p.ramp * 60:g} degC/min is faster than rig {rig.rig!r} can "
-                            f"heat ({rig.heater.max_ramp_up * 60:g} degC/min) or cool "
-                            f"({rig.heater.max_ramp_down * 60:g} degC/min)",
-                            "lower the ramp, or leave it out for the rig's maximum "
-                            "(rig settings heater.max_ramp_up / heater.max_ramp_down)",
-                        )
-                    )
+            )
         current_steps = (proto.HoldCurrentParams, proto.CycleParams, proto.CcdRampParams)
         if isinstance(p, current_steps):
             amps, described = _level(p, area)
@@ -450,10 +620,10 @@ def limit_problems(
                 out.append(
                     (
                         (*loc, name),
-                        f"{described} exceeds rig {rig.rig!r}'s current limit "
+                        f"{described} is more than rig {rig.rig!r} may source "
                         f"({rig.smu.current_max * 1e3:g} mA)",
-                        "lower the current (density), or raise smu.current_max in the rig "
-                        "file if the instrument allows it",
+                        "lower the current density (or use a smaller cell); raise smu.current_max "
+                        "in the rig file only if the instrument's range allows it",
                     )
                 )
         if (
@@ -463,20 +633,33 @@ def limit_problems(
             out.append(
                 (
                     (*loc, "current_limit"),
-                    f"current_limit {p.current_limit * 1e3:g} mA exceeds rig {rig.rig!r}'s "
-                    f"current limit ({rig.smu.current_max * 1e3:g} mA)",
-                    "lower current_limit (rig setting smu.current_max)",
+                    f"current_limit {p.current_limit * 1e3:g} mA is more than rig {rig.rig!r} "
+                    f"may source ({rig.smu.current_max * 1e3:g} mA)",
+                    f"use at most {rig.smu.current_max * 1e3:g} mA (rig setting smu.current_max)",
                 )
             )
+    out += _thermal_problems(model, rig)
+    total = proto.executed_count(list(model.steps))
+    if total > proto.MAX_EXECUTED_STEPS:
+        first = next(i for i, step in enumerate(model.steps) if isinstance(step, proto.Repeat))
+        out.append(
+            (
+                ("steps", first, "repeat", "count"),
+                f"this protocol runs {total} steps once its repeats are expanded (nested "
+                f"repeats multiply); at most {proto.MAX_EXECUTED_STEPS} are allowed",
+                "lower the repeat counts, or repeat inside one step (`cycle` with `count:`)",
+            )
+        )
     if rig is not None:
         for name, value in (("min", window.min), ("max", window.max)):
             if abs(value) > rig.smu.voltage_max:
                 out.append(
                     (
                         ("safety", "voltage", name),
-                        f"voltage window {name} {value:g} V is beyond rig {rig.rig!r}'s "
-                        f"compliance limit (±{rig.smu.voltage_max:g} V)",
-                        "narrow safety.voltage (rig setting smu.voltage_max)",
+                        f"voltage window {name} {value:g} V is beyond the compliance limit of rig "
+                        f"{rig.rig!r} (±{rig.smu.voltage_max:g} V)",
+                        f"narrow safety.voltage to within ±{rig.smu.voltage_max:g} V (rig setting "
+                        "smu.voltage_max)",
                     )
                 )
     return out

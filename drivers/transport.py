@@ -1,14 +1,21 @@
 """How drivers reach instruments: one line out, one line back.
 
-Real transports (pyvisa, pyserial) run their blocking calls on one worker thread per
-instrument under one lock, with a timeout on every call. The in-process transport hands
-the same bytes to a :class:`LineDevice` (the software rig's firmware emulators) for fast
-virtual-time tests; it uses no thread.
+A :class:`Transport` sends a request line and returns the reply line, with a timeout on
+every call, and raises the typed errors of :mod:`drivers.base` (``InstrumentTimeout``,
+``LinkLost``). Real transports (pyvisa, pyserial; ``drivers/visa_transport.py`` and
+``drivers/serial_transport.py``) run their blocking calls on one worker thread per
+instrument under one lock. :class:`InProcessTransport` hands the same bytes to a
+:class:`LineDevice` (the software rig's firmware) for fast virtual-time runs; it uses no
+thread, so virtual time stays deterministic.
 """
 
 from __future__ import annotations
 
+import abc
+import asyncio
 from typing import Protocol
+
+from drivers.base import InstrumentTimeout, LinkLost
 
 
 class LineDevice(Protocol):
@@ -16,7 +23,65 @@ class LineDevice(Protocol):
 
     ``handle`` gets the request without its line terminator and returns the reply line
     without terminator, or ``None`` when the request has no reply (an SCPI command
-    without a query) or when the firmware stays silent (an injected timeout).
+    without a query) or when the firmware stays silent (an injected timeout). A link that
+    is gone raises ``ConnectionError``.
     """
 
     def handle(self, line: bytes) -> bytes | None: ...
+
+
+class Transport(abc.ABC):
+    """A line-oriented link to one instrument."""
+
+    #: what the link is, for messages: a VISA resource string, a serial device path…
+    name: str = "?"
+    #: the default per-call timeout, s
+    timeout: float = 2.0
+
+    @abc.abstractmethod
+    async def query(self, line: str, timeout: float | None = None) -> str:
+        """Send ``line`` and return the reply line (without terminator)."""
+
+    @abc.abstractmethod
+    async def write(self, line: str, timeout: float | None = None) -> None:
+        """Send ``line``; no reply is expected."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+class InProcessTransport(Transport):
+    """The bytes of a real link, handed to an in-process firmware: no socket, no thread."""
+
+    def __init__(self, device: LineDevice, *, name: str = "sim", timeout: float = 2.0) -> None:
+        self.device = device
+        self.name = name
+        self.timeout = timeout
+        self._closed = False
+
+    def _send(self, line: str) -> bytes | None:
+        if self._closed:
+            raise LinkLost(f"{self.name}: transport is closed", "reopen the instrument")
+        try:
+            return self.device.handle(line.encode("ascii"))
+        except ConnectionError as exc:
+            raise LinkLost(
+                f"{self.name}: link lost ({exc})", "check the cable / USB connection"
+            ) from exc
+
+    async def query(self, line: str, timeout: float | None = None) -> str:
+        reply = self._send(line)
+        if reply is None:
+            wait = self.timeout if timeout is None else timeout
+            await asyncio.sleep(wait)  # a silent instrument costs its timeout (virtual: free)
+            raise InstrumentTimeout(
+                f"{self.name}: no reply to {line!r} within {wait:g} s",
+                "check that the instrument is on and in the expected mode",
+            )
+        return reply.decode("ascii", errors="replace")
+
+    async def write(self, line: str, timeout: float | None = None) -> None:
+        self._send(line)
+
+    async def close(self) -> None:
+        self._closed = True

@@ -23,11 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from controller.commands import rig_from_args
-    from controller.rig import RigConfig
     from controller.validate import load_protocol
 
     rig = rig_from_args(args)
-    assert rig is None or isinstance(rig, RigConfig)
+    if rig is not None:
+        from controller.rig import RigConfig
+
+        assert isinstance(rig, RigConfig)
     results = [load_protocol(path, rig) for path in args.files]
     problems = [p for r in results for p in r.problems]
     if args.json:
