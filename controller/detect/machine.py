@@ -203,6 +203,7 @@ class Decisions:
         h: float,
         s: float,
         sigma: float,
+        scatter: float,
         collapsed: bool,
         dip: bool,
         lim: bool,
@@ -257,7 +258,7 @@ class Decisions:
             self.h_prev_v = v
             # a collapse not far above the level's noise (a noise burst) needs twice the
             # samples
-            self.h_noise = th.noise_factor * sigma if sigma == sigma else 0.0
+            self.h_noise = th.noise_factor * scatter if scatter == scatter else 0.0
             self.h_need = 2 * th.confirm if self.h_noise > h - r else th.confirm
             # right after a change the polarisation left from before still relaxes: a
             # collapse must hold until `settle` — unless the cell answered like a wire

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from controller.detect.bdf import Trace
 from controller.detect.events import ShortEvent
 from controller.detect.machine import CANDIDATE, SHORTED, Decisions
-from controller.detect.stream import JUMP, MEMORY, THERMAL_WINDOW
+from controller.detect.stream import JUMP, MEMORY, SCATTER, THERMAL_WINDOW
 from controller.detect.thresholds import Thresholds
 
 F64 = NDArray[np.float64]
@@ -43,6 +43,7 @@ class Features:
     h: F64  # running resistance (of the run; at a run's first sample, the step reference)
     s: F64  # level running value
     sigma: F64  # level noise
+    scatter: F64  # level noise about its trend
     collapsed: B
     dip: B
     lim: B
@@ -133,6 +134,7 @@ def features(
         return Features(
             ev,
             np.zeros(n, dtype=np.int64),
+            nan,
             nan,
             nan,
             nan,
@@ -231,11 +233,14 @@ def features(
     w = th.window
     s = np.full(m, np.nan)
     sigma = np.full(m, np.nan)
+    scatter = np.full(m, np.nan)
     dip = np.zeros(m, dtype=bool)
     if m > w:
         d = np.abs(r[1:] - r[:-1])  # d[k]: change from sample k to k+1
+        d2 = np.abs(r[2:] - 2.0 * r[1:-1] + r[:-2])  # d2[k]: second difference at k+1
         rv = sliding_window_view(r, w)  # rv[k] = r[k : k + w]
         dv = sliding_window_view(d, w - 1)  # dv[k] = d[k : k + w - 1]
+        d2v = sliding_window_view(d2, w - 2)  # d2v[k] = d2[k : k + w - 2]
         ok = pos >= w
         js = np.flatnonzero(ok)
         lo, hi = (w - 1) // 2 - 1, (w - 1) // 2
@@ -244,6 +249,8 @@ def features(
             s[j] = np.partition(rv[j - w], w // 2, axis=1)[:, w // 2]
             dp = np.partition(dv[j - w], [lo, hi], axis=1)
             sigma[j] = (dp[:, lo] + dp[:, hi]) / 2
+            mid = (w - 2) // 2
+            scatter[j] = np.partition(d2v[j - w], mid, axis=1)[:, mid] / SCATTER
         with np.errstate(invalid="ignore"):
             dip = ok & ~thermal[e] & (r < th.keep * s) & ((s - r) > th.noise_factor * sigma)
     rp = np.full(m, np.nan)
@@ -259,6 +266,7 @@ def features(
         h=full(h),
         s=full(s),
         sigma=full(sigma),
+        scatter=full(scatter),
         collapsed=full_b(collapsed),
         dip=full_b(dip),
         lim=lim,
@@ -368,6 +376,7 @@ def detect_arrays(
                 float(f.h[k]),
                 float(f.s[k]),
                 float(f.sigma[k]),
+                float(f.scatter[k]),
                 bool(f.collapsed[k]),
                 bool(f.dip[k]),
                 bool(f.lim[k]),

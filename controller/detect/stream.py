@@ -20,7 +20,9 @@ current (|I| ≥ ``current_min``):
 - ``ohmic``: V·I has the cell's learned sign convention (or |V| is below the floor); a
   polarisation relaxing after a reversal keeps the old sign for a while;
 - ``s``/``sigma``: the level's running value (median of its last ``soft_window``
-  samples) and noise (median sample-to-sample change), for soft shorts;
+  samples) and noise (median sample-to-sample change, drift included), for soft shorts;
+  ``scatter``: the noise about the trend (median second difference), which makes a hard
+  collapse inside a noise burst need twice the samples;
 - ``thermal``: the block moved more than ``temperature_tolerance`` within the last minute
   (soft decisions pause: a warming cell's resistance falls by itself);
 - flags: ``collapsed`` (hard criterion), ``dip`` (soft criterion), ``lim`` (voltage limit).
@@ -54,6 +56,9 @@ JUMP = 0.5
 #: the block is "moving" when its temperature changed by more than temperature_tolerance
 #: within this long (s): soft decisions pause (a warming cell's resistance falls by itself)
 THERMAL_WINDOW = 60.0
+#: median |second difference| of white noise is 1.65 σ (0.6745·√6): the scatter about the
+#: trend, blind to a steady drift or relaxation
+SCATTER = 1.65
 INF = math.inf
 
 Memory = deque[tuple[float, float, float]]  # (|V/I|, t, temperature)
@@ -99,6 +104,7 @@ class ShortDetector:
         "_prev_i",
         "_prev_level",
         "_prev_r",
+        "_prev_r2",
         "_prev_source",
         "_prev_step",
         "_prev_v",
@@ -109,6 +115,7 @@ class ShortDetector:
         "_t_change",
         "_temps",
         "_win_d",
+        "_win_d2",
         "_win_r",
         "decisions",
         "th",
@@ -148,6 +155,7 @@ class ShortDetector:
         self._prev_i = math.nan
         self._prev_v = math.nan
         self._prev_r = math.nan
+        self._prev_r2 = math.nan
         self._gap = 0  # samples not under current since the last one that was
         self._last_ev_i = math.nan
         self._last_ev_step = 0
@@ -160,6 +168,7 @@ class ShortDetector:
         w = self.th.window
         self._win_r: deque[float] = deque(maxlen=w)
         self._win_d: deque[float] = deque(maxlen=w - 1)
+        self._win_d2: deque[float] = deque(maxlen=w - 2)
 
     @property
     def shorted(self) -> bool:
@@ -221,7 +230,7 @@ class ShortDetector:
             temps.popleft()
         t_old = temps[0][1]
         thermal = temp == temp and t_old == t_old and abs(temp - t_old) > th.temp_tol
-        r = rp = h = s = sigma = math.nan
+        r = rp = h = s = sigma = scatter = math.nan
         prev_i = self._prev_i
         if ev:
             # ----------------------------------------------- level (soft) segments
@@ -238,7 +247,9 @@ class ShortDetector:
                 self._seg += 1
                 self._win_r.clear()
                 self._win_d.clear()
+                self._win_d2.clear()
                 self._prev_r = math.nan
+                self._prev_r2 = math.nan
             r = abs(v) / ai
             # ------------------------------------------ runs and the hard reference
             # (a run survives one sample without current: a glitch of the reading)
@@ -285,11 +296,16 @@ class ShortDetector:
                 d = sorted(self._win_d)
                 m = w - 1
                 sigma = (d[m // 2 - 1] + d[m // 2]) / 2
+                scatter = sorted(self._win_d2)[(w - 2) // 2] / SCATTER
                 dip = not thermal and r < th.keep * s and (s - r) > th.noise_factor * sigma
             rp = self._prev_r
             if rp == rp:
                 self._win_d.append(abs(r - rp))
+                rp2 = self._prev_r2
+                if rp2 == rp2:
+                    self._win_d2.append(abs(r - 2.0 * rp + rp2))
             self._win_r.append(r)
+            self._prev_r2 = rp
             self._prev_r = r
             self._gap = 0
             self._last_ev_i = i
@@ -320,6 +336,7 @@ class ShortDetector:
             h,
             s,
             sigma,
+            scatter,
             collapsed,
             dip,
             lim,

@@ -248,7 +248,8 @@ def simulate(tr: Trace) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
         near = (v > hi - LIMIT_MARGIN) | (v < lo + LIMIT_MARGIN)  # the detector's margin
         if over.any():
             clamp = np.clip(v, lo, hi)
-            i_meas = np.where(over, i_meas * clamp / v, i_meas)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                i_meas = np.where(over, i_meas * clamp / v, i_meas)
             v = clamp
             k = np.flatnonzero(near)
             labels.append(
