@@ -1,13 +1,14 @@
 """The same detection over a whole recorded trace, vectorised with numpy.
 
-The features of every sample (apparent resistance, polarity reference, the level's running
-value and noise, the three flags) are pure functions of the trace: numpy computes them for
-all samples at once with the same IEEE operations, in the same order, as the streaming
-detector. The stateful decisions (:class:`~controller.detect.machine.Decisions`) then only
-visit flagged samples — and the samples after them while something is open — and skip,
-with vectorised searches, over stretches in which nothing can change (a latched short, a
-reported voltage limit). Events are therefore identical to feeding the trace sample by
-sample to :class:`~controller.detect.stream.ShortDetector` (tested on the corpus).
+The features of every sample (apparent resistance, running resistance, step resistance,
+the level's running value and noise, the flags) are pure functions of the trace: numpy
+computes them for all samples at once with the same IEEE operations, in the same order, as
+the streaming detector. The stateful decisions (:class:`~controller.detect.machine.Decisions`)
+then only visit flagged samples — and the samples after them while something is open — and
+skip, with vectorised searches, over stretches in which nothing can change (a latched short,
+a reported voltage limit). Events are therefore identical to feeding the trace sample by
+sample to :class:`~controller.detect.stream.ShortDetector` (tested on the corpus and with
+hypothesis). Window statistics run in cache-sized blocks.
 """
 
 from __future__ import annotations
@@ -29,15 +30,19 @@ F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 B = NDArray[np.bool_]
 
-_CHUNK = 1 << 20  # rows per block for the window statistics (bounds memory)
+_BLOCK = 1 << 16  # rows per block of window statistics: stays in cache
 
 
 @dataclass(frozen=True, slots=True)
 class Features:
-    """Per-sample features (NaN / False where they do not apply)."""
+    """Per-sample features. ``ev``, ``lim`` and ``thermal`` cover every sample; the rest
+    only the samples under current, in order (``e`` are their indices)."""
 
     ev: B  # under current: judged at all
-    seg: I64  # level segment id (ev samples)
+    lim: B  # at the voltage window's edge
+    thermal: B  # the block moved more than temperature_tolerance within THERMAL_WINDOW
+    e: I64  # indices of the samples under current
+    seg: I64  # level segment id
     r: F64  # |V/I|
     rp: F64  # |V/I| of the previous sample of the same level
     h: F64  # running resistance (of the run; at a run's first sample, the step reference)
@@ -46,11 +51,9 @@ class Features:
     scatter: F64  # level noise about its trend
     collapsed: B
     dip: B
-    lim: B
     ohmic: B  # V·I has the cell's learned sign (or |V| is below the floor)
     wire: B  # the current change was answered like a wire
     t_change: F64  # start of the run
-    thermal: B  # the block moved more than temperature_tolerance within THERMAL_WINDOW
 
 
 def _lower_median(
@@ -68,22 +71,32 @@ def _lower_median(
     last[j]] with k ≥ lo[j], that are still valid at (qt[j], qtemp[j]); NaN if none.
     With ``newest``, member last[j] is valid whatever the temperature."""
     q = qt.shape[0]
-    members = np.full((q, MEMORY), np.inf)
-    if mr.shape[0]:
+    out = np.full(q, np.nan)
+    if mr.shape[0] == 0:
+        return out
+    for a in range(0, q, _BLOCK):
+        b = min(q, a + _BLOCK)
+        members = np.empty((b - a, MEMORY))
         for lag in range(MEMORY):
-            k = last - lag
-            ok = (k >= lo) & (k >= 0)
+            k = last[a:b] - lag
+            ok = (k >= lo[a:b]) & (k >= 0)
             kk = np.where(ok, k, 0)
             tk, tempk = mt[kk], mtemp[kk]
+            qtemp_ab = qtemp[a:b]
             with np.errstate(invalid="ignore"):
-                warm = (tempk != tempk) | (qtemp != qtemp) | (np.abs(qtemp - tempk) <= th.temp_tol)
-                ok &= (qt - tk <= th.max_age) & (warm | (newest and lag == 0))
+                warm = (
+                    (tempk != tempk)
+                    | (qtemp_ab != qtemp_ab)
+                    | (np.abs(qtemp_ab - tempk) <= th.temp_tol)
+                )
+                ok &= (qt[a:b] - tk <= th.max_age) & (warm | (newest and lag == 0))
             members[:, lag] = np.where(ok, mr[kk], np.inf)
-    count = np.isfinite(members).sum(axis=1)
-    members.sort(axis=1)
-    pick = np.maximum(count - 1, 0) // 2
-    out: F64 = np.take_along_axis(members, pick[:, None], axis=1)[:, 0]
-    return np.where(count > 0, out, np.nan)
+        count = np.isfinite(members).sum(axis=1)
+        members.sort(axis=1)
+        pick = np.maximum(count - 1, 0) // 2
+        med = np.take_along_axis(members, pick[:, None], axis=1)[:, 0]
+        out[a:b] = np.where(count > 0, med, np.nan)
+    return out
 
 
 def features(
@@ -97,7 +110,6 @@ def features(
     source: I64,
 ) -> Features:
     """All features of a trace (see controller/detect/stream.py for their meaning)."""
-    n = t.shape[0]
     on = source != 0
     known = ~np.isnan(level)
     ai = np.abs(i)
@@ -117,38 +129,12 @@ def features(
         thermal = (temp == temp) & (old == old) & (np.abs(temp - old) > th.temp_tol)
     e = np.flatnonzero(ev)
     m = e.shape[0]
-
-    def full(x: F64, fill: float = np.nan) -> F64:
-        out = np.full(n, fill)
-        out[e] = x
-        return out
-
-    def full_b(x: B, fill: bool = False) -> B:
-        out = np.full(n, fill)
-        out[e] = x
-        return out
-
+    nan = np.full(m, np.nan)
     if m == 0:
-        nan = np.full(n, np.nan)
-        no = np.zeros(n, dtype=bool)
+        no = np.zeros(0, dtype=bool)
         return Features(
-            ev,
-            np.zeros(n, dtype=np.int64),
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            no,
-            no,
-            lim,
-            ~no,
-            no,
-            nan,
-            thermal,
+            ev, lim, thermal, e, e.copy(), nan, nan, nan, nan, nan, nan, no, no, no, no, nan
         )
-
     te, ve, ie, tempe = t[e], v[e], i[e], temp[e]
     aie = ai[e]
     idx = np.arange(m)
@@ -209,8 +195,8 @@ def features(
         False,
     )
     h[cj] = hs
+    wire = np.zeros(m, dtype=bool)
     with np.errstate(invalid="ignore"):
-        wire = np.zeros(m, dtype=bool)
         wire[cj] = (hs == hs) & (hs * np.abs(di[cj]) >= th.floor) & (rs[cj] < th.fraction * hs)
     # the learned sign convention: votes of the samples before, |V| ≥ floor
     vi = ve * ie
@@ -241,39 +227,39 @@ def features(
         rv = sliding_window_view(r, w)  # rv[k] = r[k : k + w]
         dv = sliding_window_view(d, w - 1)  # dv[k] = d[k : k + w - 1]
         d2v = sliding_window_view(d2, w - 2)  # d2v[k] = d2[k : k + w - 2]
-        ok = pos >= w
-        js = np.flatnonzero(ok)
-        lo, hi = (w - 1) // 2 - 1, (w - 1) // 2
-        for c0 in range(0, js.shape[0], _CHUNK):
-            j = js[c0 : c0 + _CHUNK]
-            s[j] = np.partition(rv[j - w], w // 2, axis=1)[:, w // 2]
-            dp = np.partition(dv[j - w], [lo, hi], axis=1)
-            sigma[j] = (dp[:, lo] + dp[:, hi]) / 2
-            mid = (w - 2) // 2
-            scatter[j] = np.partition(d2v[j - w], mid, axis=1)[:, mid] / SCATTER
+        lo, hi, mid = (w - 1) // 2 - 1, (w - 1) // 2, (w - 2) // 2
+        for a in range(w, m, _BLOCK):  # rows j in [a, b) use the windows starting at j − w
+            b = min(m, a + _BLOCK)
+            s[a:b] = np.partition(rv[a - w : b - w], w // 2, axis=1)[:, w // 2]
+            dp = np.partition(dv[a - w : b - w], [lo, hi], axis=1)
+            sigma[a:b] = (dp[:, lo] + dp[:, hi]) / 2
+            scatter[a:b] = np.partition(d2v[a - w : b - w], mid, axis=1)[:, mid] / SCATTER
+        short = pos < w  # the level has fewer than `window` samples before: no decision
+        s[short] = np.nan
+        sigma[short] = np.nan
+        scatter[short] = np.nan
         with np.errstate(invalid="ignore"):
-            dip = ok & ~thermal[e] & (r < th.keep * s) & ((s - r) > th.noise_factor * sigma)
+            dip = ~short & ~thermal[e] & (r < th.keep * s) & ((s - r) > th.noise_factor * sigma)
     rp = np.full(m, np.nan)
     rp[1:] = r[:-1]
     rp[pos == 0] = np.nan
-    seg_full = np.zeros(n, dtype=np.int64)
-    seg_full[e] = seg
     return Features(
         ev=ev,
-        seg=seg_full,
-        r=full(r),
-        rp=full(rp),
-        h=full(h),
-        s=full(s),
-        sigma=full(sigma),
-        scatter=full(scatter),
-        collapsed=full_b(collapsed),
-        dip=full_b(dip),
         lim=lim,
-        ohmic=full_b(ohmic, True),
-        wire=full_b(wire),
-        t_change=full(t_change),
         thermal=thermal,
+        e=e,
+        seg=seg,
+        r=r,
+        rp=rp,
+        h=h,
+        s=s,
+        sigma=sigma,
+        scatter=scatter,
+        collapsed=collapsed,
+        dip=dip,
+        ohmic=ohmic,
+        wire=wire,
+        t_change=t_change,
     )
 
 
@@ -287,7 +273,7 @@ def _next_where(cond: Callable[[int, int], B], start: int, n: int) -> int:
         if hit.shape[0]:
             return lo + int(hit[0])
         lo = hi
-        size = min(size * 4, _CHUNK)
+        size = min(size * 4, _BLOCK * 16)
     return n
 
 
@@ -324,33 +310,35 @@ def detect_arrays(
     lvl = np.full(n, np.nan) if level is None else np.asarray(level, dtype=np.float64)
     src = np.ones(n, dtype=np.int64) if source is None else np.asarray(source, dtype=np.int64)
     f = features(th, t, v, i, temp, stp, lvl, src)
-    flagged = np.flatnonzero(f.collapsed | f.dip | f.lim)
+    e = f.e
+    m = e.shape[0]
+    flagged = np.union1d(e[f.collapsed | f.dip], np.flatnonzero(f.lim))
+    stp_e = stp[e]
+    ai_e = np.abs(i[e])
     dec = Decisions(th)
     events: list[ShortEvent] = []
-    ai = np.abs(i)
 
     def shorted_next(start: int) -> int:
+        """The next sample under current that is not collapsed against the latched
+        reference, or that belongs to another step."""
         r0, st = dec.h_r0, dec.latch_step
-        if r0 == r0:
+        j0 = int(np.searchsorted(e, start))
 
-            def still(lo: int, hi: int) -> B:
-                with np.errstate(invalid="ignore"):
-                    c: B = (
+        def cond(lo: int, hi: int) -> B:
+            with np.errstate(invalid="ignore"):
+                if r0 == r0:
+                    still = (
                         f.ohmic[lo:hi]
-                        & (r0 * ai[lo:hi] >= th.floor)
+                        & (r0 * ai_e[lo:hi] >= th.floor)
                         & (f.r[lo:hi] < th.fraction * r0)
                     )
-                return c
+                else:
+                    still = np.abs(v[e[lo:hi]]) < th.floor
+            c: B = ~still | (stp_e[lo:hi] != st)
+            return c
 
-        else:
-
-            def still(lo: int, hi: int) -> B:
-                c: B = np.abs(v[lo:hi]) < th.floor
-                return c
-
-        return _next_where(
-            lambda lo, hi: f.ev[lo:hi] & (~still(lo, hi) | (stp[lo:hi] != st)), start, n
-        )
+        j = _next_where(cond, j0, m)
+        return int(e[j]) if j < m else n
 
     def limit_next(start: int) -> int:
         st = dec.lim_step
@@ -359,9 +347,12 @@ def detect_arrays(
     ptr = 0
     nf = flagged.shape[0]
     k = int(flagged[0]) if nf else n
+    j = 0  # index into e of the first sample under current at or after k
     while k < n:
-        events.extend(
-            dec.step(
+        if j < m and e[j] < k:
+            j = j + 1 if j + 1 < m and e[j + 1] >= k else int(np.searchsorted(e, k))
+        if f.ev[k]:
+            out = dec.step(
                 k,
                 float(t[k]),
                 float(v[k]),
@@ -369,23 +360,49 @@ def detect_arrays(
                 float(temp[k]),
                 int(stp[k]),
                 int(cyc[k]),
-                bool(f.ev[k]),
-                int(f.seg[k]),
-                float(f.r[k]),
-                float(f.rp[k]),
-                float(f.h[k]),
-                float(f.s[k]),
-                float(f.sigma[k]),
-                float(f.scatter[k]),
-                bool(f.collapsed[k]),
-                bool(f.dip[k]),
+                True,
+                int(f.seg[j]),
+                float(f.r[j]),
+                float(f.rp[j]),
+                float(f.h[j]),
+                float(f.s[j]),
+                float(f.sigma[j]),
+                float(f.scatter[j]),
+                bool(f.collapsed[j]),
+                bool(f.dip[j]),
                 bool(f.lim[k]),
-                bool(f.ohmic[k]),
-                bool(f.wire[k]),
-                float(f.t_change[k]),
+                bool(f.ohmic[j]),
+                bool(f.wire[j]),
+                float(f.t_change[j]),
                 bool(f.thermal[k]),
             )
-        )
+        else:
+            nan = float("nan")
+            out = dec.step(
+                k,
+                float(t[k]),
+                float(v[k]),
+                float(i[k]),
+                float(temp[k]),
+                int(stp[k]),
+                int(cyc[k]),
+                False,
+                0,
+                nan,
+                nan,
+                nan,
+                nan,
+                nan,
+                nan,
+                False,
+                False,
+                bool(f.lim[k]),
+                True,
+                False,
+                nan,
+                bool(f.thermal[k]),
+            )
+        events.extend(out)
         while ptr < nf and flagged[ptr] <= k:
             ptr += 1
         nxt = int(flagged[ptr]) if ptr < nf else n
