@@ -24,7 +24,8 @@ which is what makes the offline path fast and equal to the streaming one.
   (above the level by half the dip threshold and the noise margin: a filament can only
   shunt the cell; noise goes both ways). Two isolated dips are two glitches. An
   episode still dipping at ``soft_max`` is a persistent soft short only if it began with a
-  step from the sample before (a slow fall that keeps going is a warming cell).
+  step from the sample before and held that level (a fall that keeps going is a warming
+  cell).
 - voltage limit: ``confirm`` samples at the window's edge; reported once until the voltage
   has been back inside for ``confirm`` samples or a new step starts.
 """
@@ -65,6 +66,7 @@ class Decisions:
         "ep_best_run",
         "ep_cand",
         "ep_dips",
+        "ep_first_r",
         "ep_last_dip_t",
         "ep_min_r",
         "ep_n0",
@@ -141,6 +143,7 @@ class Decisions:
         self.ep_runs = 0  # separate dips (runs of consecutive dips)
         self.ep_best_run = 0.0  # longest run of consecutive dips that spans confirm_time
         self.ep_sudden = False  # the first dip was a step from the sample before it
+        self.ep_first_r = math.nan  # |V/I| at the first dip
         # the episode as it stood when a hard candidate opened
         self.ep_cand: tuple[int, int, float, float, float, int] | None = None
         self.lim_count = 0
@@ -302,7 +305,7 @@ class Decisions:
                     if r < self.ep_min_r:
                         self.ep_min_r = r
                     if t - self.ep_t0 >= th.soft_max:
-                        self._close_episode(out, n, t, v, i, temp, step, cycle, "", persistent=True)
+                        self._close_episode(out, n, t, v, i, temp, step, cycle, "", persistent=r)
                 else:
                     # an excursion above the level: noise goes both ways, a filament
                     # only ever shunts the cell
@@ -329,6 +332,7 @@ class Decisions:
             self.ep_run_t0 = t
             self.ep_best_run = -1.0
             self.ep_sudden = rp == rp and r < th.keep * rp
+            self.ep_first_r = r
         # ------------------------------------------------------- voltage limit
         if self.lim_reported:
             if step != self.lim_step:
@@ -515,8 +519,10 @@ class Decisions:
         cycle: int,
         why: str,
         *,
-        persistent: bool = False,
+        persistent: float | None = None,
     ) -> None:
+        """End the episode; report it if it was a soft short. ``persistent``: the |V/I| of
+        a sample still dipping after ``soft_max`` (None: the episode ended otherwise)."""
         th = self.th
         self.ep = False
         span = self.ep_last_dip_t - self.ep_t0
@@ -524,10 +530,14 @@ class Decisions:
         flicker = self.ep_runs >= 3 and span >= th.confirm_time
         if self.ep_ups > 0 or not (collapse or flicker):
             return
-        if persistent and not self.ep_sudden:
-            return  # a slow fall that kept going (a warming cell seen without temperature)
+        if persistent is not None and not (
+            self.ep_sudden and persistent >= th.keep * self.ep_first_r
+        ):
+            # a partial short drops at once and holds its level; a resistance that kept
+            # falling is a warming cell (seen without a thermometer)
+            return
         depth = self.ep_min_r / self.ep_s0
-        if persistent:
+        if persistent is not None:
             reason = (
                 f"partial collapse to {100 * depth:.2g} % of the level's running value "
                 f"({_fmt_ohm(self.ep_s0)}) not recovered after {span:.3g} s; "

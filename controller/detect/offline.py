@@ -215,6 +215,9 @@ def features(
                 np.abs(ve) < th.floor,
             ),
         )
+    rp = np.full(m, np.nan)
+    rp[1:] = r[:-1]
+    rp[pos == 0] = np.nan
     # --------------------------------------- level running value and noise
     w = th.window
     s = np.full(m, np.nan)
@@ -239,10 +242,13 @@ def features(
         sigma[short] = np.nan
         scatter[short] = np.nan
         with np.errstate(invalid="ignore"):
-            dip = ~short & ~thermal[e] & (r < th.keep * s) & ((s - r) > th.noise_factor * sigma)
-    rp = np.full(m, np.nan)
-    rp[1:] = r[:-1]
-    rp[pos == 0] = np.nan
+            dip = (
+                ~short
+                & ~thermal[e]
+                & (r < th.keep * s)
+                & ((s - r) > th.noise_factor * sigma)
+                & (r < th.keep * rp)
+            )
     return Features(
         ev=ev,
         lim=lim,

@@ -297,7 +297,14 @@ class ShortDetector:
                 m = w - 1
                 sigma = (d[m // 2 - 1] + d[m // 2]) / 2
                 scatter = sorted(self._win_d2)[(w - 2) // 2] / SCATTER
-                dip = not thermal and r < th.keep * s and (s - r) > th.noise_factor * sigma
+                # a filament shunts the cell at once: a dip is also a step down from the
+                # sample before (a polarisation relaxing through 0 V glides in)
+                dip = (
+                    not thermal
+                    and r < th.keep * s
+                    and (s - r) > th.noise_factor * sigma
+                    and r < th.keep * self._prev_r
+                )
             rp = self._prev_r
             if rp == rp:
                 self._win_d.append(abs(r - rp))
