@@ -164,13 +164,16 @@ def features(
     last[1:] = e[:-1]
     gap = e - last - 1
     li = i[last]
+    vsrc = source[e] == 2  # under a voltage source only a new level starts a run
     with np.errstate(invalid="ignore"):
         change = (
             (idx == 0)
             | (gap >= 2)
             | (step[e] != step[last])
-            | ((ie > 0) != (li > 0))
-            | (np.abs(ie - li) > JUMP * np.maximum(aie, np.abs(li)))
+            | (source[e] != source[last])
+            | (vsrc & ((known_e != known[last]) | (known_e & (level[e] != level[last]))))
+            | (~vsrc & ((ie > 0) != (li > 0)))
+            | (~vsrc & (np.abs(ie - li) > JUMP * np.maximum(aie, np.abs(li))))
         )
         di = ie - ip
         has_step = change & has_prev & np.isfinite(vp) & np.isfinite(di) & (di != 0)
@@ -197,7 +200,12 @@ def features(
     h[cj] = hs
     wire = np.zeros(m, dtype=bool)
     with np.errstate(invalid="ignore"):
-        wire[cj] = (hs == hs) & (hs * np.abs(di[cj]) >= th.floor) & (rs[cj] < th.fraction * hs)
+        wire[cj] = (
+            (hs == hs)
+            & (hs * np.abs(di[cj]) >= th.floor)
+            & (rs[cj] < th.fraction * hs)
+            & (r[cj] < th.fraction * hs)
+        )
     # the learned sign convention: votes of the samples before, |V| ≥ floor
     vi = ve * ie
     big = np.abs(ve) >= th.floor

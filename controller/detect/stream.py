@@ -98,6 +98,8 @@ class ShortDetector:
     __slots__ = (
         "_gap",
         "_last_ev_i",
+        "_last_ev_level",
+        "_last_ev_source",
         "_last_ev_step",
         "_n",
         "_prev_ev",
@@ -159,6 +161,8 @@ class ShortDetector:
         self._gap = 0  # samples not under current since the last one that was
         self._last_ev_i = math.nan
         self._last_ev_step = 0
+        self._last_ev_source = -1
+        self._last_ev_level: float | None = None
         self._seg = 0
         self._t_change = -INF
         self._temps: deque[tuple[float, float]] = deque()  # (t, temperature), last minute
@@ -253,13 +257,20 @@ class ShortDetector:
             r = abs(v) / ai
             # ------------------------------------------ runs and the hard reference
             # (a run survives one sample without current: a glitch of the reading)
+            # (under a voltage source the current is the cell's answer, not a command: only
+            # a new voltage level starts a run)
             last_i = self._last_ev_i
             if (
                 self._gap >= 2
                 or last_i != last_i
                 or step != self._last_ev_step
-                or (i > 0) != (last_i > 0)
-                or abs(i - last_i) > JUMP * max(ai, abs(last_i))
+                or src != self._last_ev_source
+                or (
+                    src == 2
+                    and (known != (self._last_ev_level is not None) or level != self._last_ev_level)
+                )
+                or (src != 2 and (i > 0) != (last_i > 0))
+                or (src != 2 and abs(i - last_i) > JUMP * max(ai, abs(last_i)))
             ):
                 self._run.clear()
                 self._t_change = t
@@ -270,7 +281,14 @@ class ShortDetector:
                     # the step answers for the cell: a healthy step means a low level now
                     # is the polarisation left from before, not a short
                     rs = abs(v - prev_v) / abs(di)
-                    wire = h == h and h * abs(di) >= th.floor and rs < th.fraction * h
+                    # a wire: the change moved V by nothing *and* V/I is tiny (a constant
+                    # V with a jumping current is a potentiostat, not a short)
+                    wire = (
+                        h == h
+                        and h * abs(di) >= th.floor
+                        and rs < th.fraction * h
+                        and r < th.fraction * h
+                    )
                     stepped = True
                     self._steps.append((rs, t, temp))
             else:
@@ -317,6 +335,8 @@ class ShortDetector:
             self._gap = 0
             self._last_ev_i = i
             self._last_ev_step = step
+            self._last_ev_source = src
+            self._last_ev_level = level
         else:
             self._gap += 1
         self._prev_ev = ev

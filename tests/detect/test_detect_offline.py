@@ -29,8 +29,9 @@ def traces(draw: Any) -> dict[str, Any]:
         st.lists(
             st.tuples(
                 st.integers(1, 60),  # samples
-                st.sampled_from([0.0, 0.5, 1.0, 1.1, 2.0, -0.5, -1.0, -2.0]),  # × I0
+                st.sampled_from([0.0, 0.5, 1.0, 1.1, 2.0, -0.5, -1.0, -2.0]),  # × I0 (or V)
                 st.integers(1, 3),  # step
+                st.sampled_from([1, 1, 1, 2]),  # source: current, or voltage (a potentiostat)
             ),
             min_size=1,
             max_size=12,
@@ -40,8 +41,10 @@ def traces(draw: Any) -> dict[str, Any]:
     seed = draw(st.integers(0, 2**31))
     rng = np.random.default_rng(seed)
     i0 = 1.5e-3
-    cur = np.concatenate([np.full(n, c * i0) for n, c, _ in segments])
-    step = np.concatenate([np.full(n, s) for n, _, s in segments]).astype(np.int64)
+    cur = np.concatenate([np.full(n, c * i0) for n, c, _, _ in segments])
+    step = np.concatenate([np.full(n, s) for n, _, s, _ in segments]).astype(np.int64)
+    source = np.concatenate([np.full(n, m) for n, _, _, m in segments]).astype(np.int64)
+    vset = np.concatenate([np.full(n, 0.2 * c) for n, c, _, _ in segments])
     n = cur.shape[0]
     t = np.cumsum(np.full(n, dt))
     r = np.full(n, r_cell)
@@ -55,12 +58,16 @@ def traces(draw: Any) -> dict[str, Any]:
         temp = 100.0 + np.cumsum(np.full(n, dt * draw(st.floats(0.0, 0.3))))
     v = -cur * r + rng.normal(0, 50e-6, n)
     i = cur * (1 + rng.normal(0, 1e-4, n)) + rng.normal(0, 2e-9, n)
+    pot = source == 2  # a potentiostat holds V; the current is the cell's answer
+    v[pot] = vset[pot] + rng.normal(0, 50e-6, int(pot.sum()))
+    i[pot] = -vset[pot] / r[pot] * (1 + rng.normal(0, 1e-3, int(pot.sum())))
     for k in draw(st.lists(st.integers(0, n - 1), max_size=6)):
         v[k] *= draw(st.sampled_from([0.0, 0.1, 5.0, math.nan, -1.0]))
     for k in draw(st.lists(st.integers(0, n - 1), max_size=2)):
         i[k] = draw(st.sampled_from([0.0, math.nan]))
     v = np.clip(v, -1.0, 1.0)  # the SMU's compliance
-    return {"t": t, "v": v, "i": i, "temp": temp, "step": step, "level": cur}
+    level = np.where(pot, vset, cur)
+    return {"t": t, "v": v, "i": i, "temp": temp, "step": step, "level": level, "source": source}
 
 
 def same(a: list[Any], b: list[Any]) -> bool:
@@ -79,7 +86,9 @@ def _stream(tr: dict[str, Any], *, commanded: bool, th: Thresholds = TH) -> list
                 float(tr["i"][k]),
                 temperature=float(tr["temp"][k]),
                 level=float(tr["level"][k]) if commanded else None,
-                source="current",
+                source=("current", "current", "voltage")[int(tr["source"][k])]
+                if commanded
+                else "current",
                 step=int(tr["step"][k]),
             )
         )
@@ -102,7 +111,7 @@ def test_offline_decides_exactly_like_streaming(tr: dict[str, Any]) -> None:
         temperature=tr["temp"],
         step=tr["step"],
         level=tr["level"],
-        source=np.ones_like(tr["step"]),
+        source=tr["source"],
     )
     assert same(off, _stream(tr, commanded=True))
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from detect_traces import AREA, I0, R_CELL, Trace, kinds, offline, stream
 
-from controller.detect import EventKind, ShortDetector
+from controller.detect import EventKind, ShortDetector, ShortEvent, Thresholds, detect_arrays
 from controller.protocol import Protocol, ShortDetection
 from controller.samples import Sample
 
@@ -251,3 +251,55 @@ def test_event_kinds_serialise() -> None:
     assert d["time_s"] == 31.0
     assert d["onset_s"] == 30.0
     assert d["current_density_A_per_cm2"] == pytest.approx(2e-3, rel=1e-3)
+
+
+def _polarisation(short_at: float | None) -> Trace:
+    """DC polarization of a blocking cell at 0.1 V: the ionic current decays (τ 3 s) to
+    the electronic leak; a short drives the SMU into its 5 mA compliance."""
+    tr = Trace().add(30, 0.0)
+    for k in range(1, 601):
+        t = 30.0 + k
+        i = 0.1 / 1e4 + 0.1 / 50.0 * math.exp(-k / 3.0)
+        v = 0.1
+        if short_at is not None and t >= short_at:
+            i, v = 5e-3, 5e-3 * 2.0
+        tr.t.append(t)
+        tr.v.append(v + 1e-5 * math.sin(k))
+        tr.i.append(i)
+        tr.level.append(0.1)  # the commanded voltage
+        tr.temp.append(25.0)
+        tr.step.append(2)
+    return tr
+
+
+def _stream_voltage(tr: Trace) -> list[ShortEvent]:
+    det = ShortDetector(area_cm2=AREA)
+    out: list[ShortEvent] = []
+    for k in range(len(tr)):
+        source = "voltage" if tr.step[k] == 2 else "current"
+        out.extend(
+            det.feed(tr.t[k], tr.v[k], tr.i[k], temperature=25.0, level=tr.level[k], source=source)
+        )
+    return out
+
+
+def test_a_dc_polarization_is_not_a_short_but_a_short_during_it_is() -> None:
+    """Constant voltage with a current that falls 30 % a second is a potentiostat at
+    work, not a wire; the current jumping to the compliance while V collapses is one."""
+    healthy = _polarisation(None)
+    assert _stream_voltage(healthy) == []
+    assert offline(healthy, window=None) == []  # a CSV without the source: no false alarm
+    shorted = _polarisation(400.0)
+    events = _stream_voltage(shorted)
+    assert kinds(events) == ["hard_short"]
+    assert events[0].onset_s == 400.0
+    # offline with the source and level known (a journal export) decides the same
+    th = Thresholds.build(area_cm2=AREA)
+    arrays = [np.asarray(x) for x in (shorted.t, shorted.v, shorted.i)]
+    source = np.asarray([2 if s == 2 else 1 for s in shorted.step])
+    level = np.where(source == 2, np.asarray(shorted.level), np.nan)
+    temperature = np.full(len(shorted), 25.0)
+    assert (
+        detect_arrays(*arrays, thresholds=th, level=level, source=source, temperature=temperature)
+        == events
+    )
