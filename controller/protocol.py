@@ -21,6 +21,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -198,26 +199,139 @@ class Record(Model):
 
 
 class ShortDetection(Model):
-    """Thresholds of the short detector (controller/detect); defaults suit mA/cm² cells."""
+    """Thresholds of the short detector (controller/detect, docs/short-detection.md).
 
-    voltage_floor: Voltage = Field(
-        0.002, description="|V| below this while current flows looks ohmic (hard short)"
+    The defaults suit mA/cm² tests of Li|SE|Li cells sampled every 0.1–10 s. A hard short
+    needs `confirm_samples` consecutive collapsed samples spanning `confirm_time`; soft
+    shorts are events, never aborts (unless a step's `on_soft_short` says so).
+    """
+
+    current_min: Current = Field(
+        1e-6,
+        description="the cell is under current when |I| is at least this; below it (rests, "
+        "output off) nothing is decided",
     )
     resistance_fraction: Fraction = Field(
-        0.2, description="V/I below this fraction of the step's running resistance (hard short)"
+        0.2,
+        description="hard short: V/I below this fraction of the running resistance (the "
+        "median of the last 3 samples of the same polarity)",
+    )
+    voltage_floor: Voltage = Field(
+        0.001,
+        description="hard short without a running resistance (first current at a new "
+        "temperature): |V| below this; and a cell expected below it is never judged",
     )
     confirm_samples: int = Field(
-        2, ge=1, le=10, description="consecutive samples that confirm a hard short"
+        2, ge=1, le=10, description="consecutive collapsed samples that confirm a hard short"
     )
-    soft_drop_fraction: Fraction = Field(
-        0.3, description="a partial collapse by this fraction of |V| that recovers (soft short)"
-    )
-    noise_factor: float = Field(
-        8.0, gt=1, description="fluctuations this many times the step's noise (soft short)"
+    confirm_time: Duration = Field(
+        0.25,
+        description="…which must also span at least this long (rejects contact bounces at "
+        "fast sampling); also the minimum span of a soft short",
     )
     settle: Duration = Field(
-        2.0, description="ignore this long after every current change (the IR jump)"
+        10.0,
+        description="a collapse that begins within this long after the current starts, "
+        "reverses or jumps must hold still until then (the polarisation left from before "
+        "relaxes meanwhile); a cell that answers the change like a wire is confirmed at once",
     )
+    soft_drop_fraction: Fraction = Field(
+        0.3,
+        description="soft short: |V| drops by at least this fraction of the level's running "
+        "value (and by `noise_factor` times its noise), then recovers",
+    )
+    noise_factor: float = Field(
+        8.0,
+        gt=1,
+        description="a soft dip must also exceed this many times the level's sample-to-sample "
+        "noise",
+    )
+    soft_window: int = Field(
+        9,
+        ge=3,
+        le=51,
+        description="samples of the same level that give its running value and noise "
+        "(odd; no soft decision before the level has this many)",
+    )
+    soft_gap: Duration = Field(
+        5.0,
+        description="a soft episode ends after this long (and at least 3 samples) without a dip",
+    )
+    soft_max_duration: Duration = Field(
+        120.0,
+        description="a partial collapse that has not recovered after this long is reported "
+        "(persistent soft short) and becomes the level's new normal",
+    )
+    temperature_tolerance: TemperatureDelta = Field(
+        2.0,
+        description="references learned further than this from the present temperature are "
+        "not used; soft decisions pause while the block moves more than this within the window",
+    )
+    reference_max_age: Duration = Field(
+        7200.0, description="references older than this are not used (the cell may have changed)"
+    )
+    level_tolerance: Fraction = Field(
+        0.02,
+        description="without a commanded level (offline CSV), a current change larger than "
+        "this fraction starts a new level",
+    )
+    limit_margin: Voltage = Field(
+        0.01,
+        description="voltage limit: the voltage within this of the protocol's window edge for "
+        "`confirm_samples` samples",
+    )
+
+    @field_validator("resistance_fraction", "soft_drop_fraction")
+    @classmethod
+    def _fraction(cls, value: float, info: ValidationInfo) -> float:
+        if not 0 < value < 1:
+            raise problem(
+                "must be between 0 and 100 %",
+                "e.g. `resistance_fraction: 20 %` (a collapse to a fifth of the resistance)"
+                if info.field_name == "resistance_fraction"
+                else "e.g. `soft_drop_fraction: 30 %`",
+            )
+        return value
+
+    @field_validator("soft_window")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise problem(
+                f"must be odd (got {value})",
+                "its median is then one of the samples, e.g. `soft_window: 9`",
+            )
+        return value
+
+    @field_validator(
+        "current_min",
+        "voltage_floor",
+        "temperature_tolerance",
+        "soft_max_duration",
+        "reference_max_age",
+    )
+    @classmethod
+    def _positive(cls, value: float, info: ValidationInfo) -> float:
+        if value <= 0:
+            raise problem("must be positive", "leave it out for the default")
+        return value
+
+    @field_validator("confirm_time", "settle", "soft_gap", "limit_margin", "level_tolerance")
+    @classmethod
+    def _not_negative(cls, value: float, info: ValidationInfo) -> float:
+        if value < 0:
+            raise problem("must not be negative", "leave it out for the default")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ShortDetection:
+        if 1 - self.soft_drop_fraction <= self.resistance_fraction:
+            raise problem(
+                "a soft dip must be shallower than a hard collapse: need "
+                "1 - soft_drop_fraction > resistance_fraction",
+                "e.g. `resistance_fraction: 20 %` with `soft_drop_fraction: 30 %`",
+            )
+        return self
 
 
 # -------------------------------------------------------------------- terminations
