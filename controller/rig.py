@@ -80,6 +80,18 @@ class HeaterConfig(Model):
         5 / 60, description="fastest cooling ramp the block achieves (passive cooling)"
     )
     period: Duration = Field(1.0, description="control period of the PID loop")
+    heat_capacity: float = Field(
+        90.0,
+        gt=0,
+        description="J/K of the block and cell holder: the loop's ramp feedforward "
+        "(heatcycler autotune measures it)",
+    )
+    loss: float = Field(
+        0.1,
+        gt=0,
+        description="W/K from the block to the room: the first estimate of the holding duty "
+        "(the loop learns the real value while holding; heatcycler autotune measures it)",
+    )
 
 
 class SafetyLimits(Model):
@@ -101,6 +113,11 @@ class SafetyLimits(Model):
         3.0, description="rising this much with duty 0…"
     )
     heating_while_off_within: Duration = Field(60.0, description="…within this time")
+    heating_while_off_after: Duration = Field(
+        10.0,
+        description="…counted from this long after the duty went to 0 (the sensor lags the "
+        "block, which keeps rising for a few seconds after a full-power approach)",
+    )
     missed_reads: int = Field(2, ge=1, description="host trips after this many missed reads")
 
     @model_validator(mode="after")
