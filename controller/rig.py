@@ -61,11 +61,21 @@ class SmuConfig(Model):
 
 
 class PidGains(Model):
-    """Gains per kelvin of error; the output is a heater duty fraction 0..1."""
+    """Gains per kelvin of error; the output is a heater duty fraction 0..1.
 
-    kp: float = Field(0.08, ge=0)
-    ki: float = Field(0.0008, ge=0, description="per K·s")
-    kd: float = Field(0.0, ge=0, description="per K/s; 0.25 K sensor steps make D noisy")
+    The defaults are ``heatcycler autotune --setpoint 160degC --sim`` on the simulated
+    block (≈ 90 J/K, 100 W, ≈ 3 s dead time): Tyreus–Luyben PI from the relay experiment.
+    Tune a real rig with ``heatcycler autotune --rig RIG --write``.
+    """
+
+    kp: float = Field(0.1618, ge=0, description="duty per K of error")
+    ki: float = Field(0.00644, ge=0, description="duty per K·s of integrated error")
+    kd: float = Field(
+        0.0,
+        ge=0,
+        description="duty per K/s, on the filtered reading; 0 (PI): 0.25 K sensor steps make "
+        "D noisy and a lag-dominated block gains little from it",
+    )
 
 
 class HeaterConfig(Model):

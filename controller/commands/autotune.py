@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="relay hysteresis around the setpoint (default 0.5 degC: two thermocouple steps)",
     )
     parser.add_argument(
-        "--cycles", type=int, default=8, help="relay cycles; the last half is analysed (default 8)"
+        "--cycles", type=int, default=12, help="relay cycles; the last half is analysed (12)"
     )
     parser.add_argument(
         "--time-limit", default="45 min", help="abort without an oscillation by then (45 min)"
@@ -130,7 +130,8 @@ def _tune(
     simulated = rig.heater.port == "sim"
 
     def show(kind: str, message: str, *, severity: str, data: dict[str, Any]) -> None:
-        print(f"{severity}: {message}", file=sys.stderr, flush=True)
+        if severity != "info":  # trips and a safe state that could not be confirmed
+            print(f"{severity}: {message}", file=sys.stderr, flush=True)
 
     async def main() -> Tuning:
         clock = Clock()

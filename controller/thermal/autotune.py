@@ -8,14 +8,17 @@ cycle the bias moves by ``d·(t_high − t_low)/(t_high + t_low)`` (Marlin's rul
 heating and cooling halves last equally long — the bias is then the holding duty and the
 oscillation is symmetric, which is what the describing function assumes.
 
-**From the oscillation to the plant.** The relay's describing function with hysteresis ε
-puts the oscillation where G(jω) = −(πa/4d)·e^{+j·asin(ε/a)} (a: half the peak-to-peak
-amplitude). A heater block is lag-dominated: its time constant C/G (≈ 900 s) dwarfs the
-dead time of sensor lag, SSR window and sampling (≈ 3 s), so at the oscillation frequency
-it is an integrator with dead time, G(s) = k'·e^{−θs}/s. That one point gives k' (K/s per
-unit duty, hence the heat capacity P/k') and θ, and the model's ultimate point
-Ku = π/(2k'θ), Tu = 4θ — the hysteresis is accounted for, instead of reading the relay's
-own (softer, slower) point as if it were the ultimate one.
+**From the oscillation to the plant.** A heater block is lag-dominated: its time constant
+C/G (≈ 900 s) dwarfs the dead time of sensor lag, SSR window and sampling (≈ 3 s), so at
+the relay's frequency it is an integrator with dead time, G(s) = k'·e^{−θs}/s. Under the
+balanced relay such a plant draws a triangle: the reading rises and falls at ±k'·d about
+the bias, and each half cycle lasts θ + (2ε + θ·r_other)/r. The slopes r are fitted by
+least squares on the straight part of every half cycle (many readings: robust against the
+thermocouple's 0.25 K steps, where the peak-to-peak amplitude a describing function needs
+is not — one step is a third of a ±0.75 K oscillation), the period comes from the switching
+times; k' and θ follow, and so does the model's ultimate point, Ku = π/(2k'θ), Tu = 4θ.
+The relay's describing-function point, 4d/(π·√(a² − ε²)) at the relay period, is reported
+alongside; with the hysteresis it is a softer, slower point than the ultimate one.
 
 **Gains: Tyreus–Luyben PI**, Kc = Ku/3.2, Ti = 2.2·Tu. Ziegler–Nichols (Marlin, Klipper)
 aims at a quarter-decay response: on a lag-dominated plant that is ringing and overshoot,
@@ -45,6 +48,8 @@ KC_DIVISOR = 3.2
 TI_FACTOR = 2.2
 #: the relay's bias stays within this (Marlin: 20…235 of 255)
 BIAS_RANGE = (0.02, 0.9)
+#: readings skipped after a half cycle's turning point before its slope is fitted
+TURN_SKIP = 2
 
 
 class AutotuneAborted(Exception):
@@ -66,6 +71,8 @@ class RelayCycle:
     low: float  # degC, trough of the cycle
     bias: float
     d: float
+    rise: float  # K/s, slope of the reading from the trough to the switch-off
+    fall: float  # K/s (negative), from the peak to the switch-on
 
     @property
     def period(self) -> float:
@@ -86,6 +93,9 @@ class Tuning:
     relay_period: float  # s, the relay oscillation's period (median)
     relay_amplitude: float  # K, half its peak-to-peak (median)
     relay_d: float  # duty, the relay's half swing
+    relay_gain: float  # describing function 4d/(π√(a² − ε²)), for comparison
+    rise: float  # K/s, median slope of the heating halves
+    fall: float  # K/s, median slope of the cooling halves (negative)
     bias: float  # duty that holds the setpoint (the balanced relay's centre)
     plant_gain: float  # k', K/s per unit duty
     dead_time: float  # θ, s
@@ -103,7 +113,9 @@ class Tuning:
             [
                 f"relay: bias {self.bias:.3f} ± {self.relay_d:.3f} duty, hysteresis "
                 f"±{self.hysteresis:g} K → oscillation ±{self.relay_amplitude:.2f} K, period "
-                f"{self.relay_period:.1f} s ({len(self.cycles)} cycles analysed)",
+                f"{self.relay_period:.1f} s, slopes {self.rise:+.3f}/{self.fall:+.3f} K/s "
+                f"({len(self.cycles)} cycles analysed; describing-function gain "
+                f"{self.relay_gain:.3f} /K)",
                 f"plant: {self.plant_gain:.3f} K/s per unit duty (heat capacity "
                 f"{self.heat_capacity:.0f} J/K), dead time {self.dead_time:.2f} s, holding duty "
                 f"{self.bias:.3f} (loss {self.loss:.3f} W/K to {self.ambient:.1f} degC)",
@@ -130,15 +142,25 @@ def analyse(
     amplitude = statistics.median(c.amplitude for c in cycles)
     d = statistics.median(c.d for c in cycles)
     bias = statistics.median(c.bias for c in cycles)
-    if not (amplitude > hysteresis > 0 and period > 0 and d > 0):
+    up = statistics.median(c.rise for c in cycles)
+    down = -statistics.median(c.fall for c in cycles)
+    eps = hysteresis
+    if not (amplitude > eps > 0 and period > 0 and d > 0 and up > 0 and down > 0):
         raise AutotuneAborted(
-            f"the oscillation (±{amplitude:.2f} K, {period:.1f} s) is not one a relay with "
-            f"±{hysteresis:g} K hysteresis makes",
+            f"the oscillation (±{amplitude:.2f} K, {period:.1f} s, slopes {up:+.3f}/"
+            f"{-down:+.3f} K/s) is not one a relay with ±{eps:g} K hysteresis makes",
             "check the thermocouple's noise; try a larger --hysteresis",
         )
-    omega = 2 * math.pi / period
-    plant_gain = omega * math.pi * amplitude / (4 * d)
-    dead_time = (math.pi / 2 - math.asin(hysteresis / amplitude)) / omega
+    # the triangle an integrator with dead time draws under the relay: slopes ±k'·d
+    # (about the bias), and each half cycle lasts θ + (2ε + θ·other slope)/slope
+    plant_gain = (up + down) / (2 * d)
+    dead_time = (period - 2 * eps * (1 / up + 1 / down)) / (2 + down / up + up / down)
+    if not dead_time > 0:
+        raise AutotuneAborted(
+            f"no dead time in the oscillation (period {period:.1f} s, slopes {up:+.3f}/"
+            f"{-down:+.3f} K/s): the hysteresis ±{eps:g} K hides it",
+            "try a smaller --hysteresis",
+        )
     ultimate_gain = math.pi / (2 * plant_gain * dead_time)
     ultimate_period = 4 * dead_time
     kc = ultimate_gain / KC_DIVISOR
@@ -152,6 +174,9 @@ def analyse(
         relay_period=period,
         relay_amplitude=amplitude,
         relay_d=d,
+        relay_gain=4 * d / (math.pi * math.sqrt(amplitude**2 - eps**2)),
+        rise=up,
+        fall=-down,
         bias=bias,
         plant_gain=plant_gain,
         dead_time=dead_time,
@@ -200,6 +225,8 @@ class RelayControl:
         self._low = math.inf
         self._high = -math.inf
         self._cycle_low = math.inf
+        self._samples: list[tuple[float, float]] = []  # this half cycle's readings
+        self._rise = math.nan
         self._ambient_sum = 0.0
         self._ambient_n = 0
 
@@ -229,6 +256,7 @@ class RelayControl:
         self._ambient_sum += ambient
         self._ambient_n += 1
         eps = self.hysteresis
+        self._samples.append((now, temperature))
         if self.heating:
             if temperature < self._low:
                 self._low = temperature
@@ -236,10 +264,12 @@ class RelayControl:
                 self.heating = False
                 if not self.approaching and self._switch is not None:
                     self._t_high = now - self._switch
+                    self._rise = _slope_after_extreme(self._samples, lowest=True)
                 self.approaching = False
                 self._switch = now
                 self._cycle_low = self._low
                 self._high = temperature
+                self._samples = [(now, temperature)]
         else:
             if temperature > self._high:
                 self._high = temperature
@@ -248,18 +278,22 @@ class RelayControl:
                 assert self._switch is not None
                 t_low = now - self._switch
                 if self._t_high is not None:
-                    self._cycle_done(self._t_high, t_low)
+                    fall = _slope_after_extreme(self._samples, lowest=False)
+                    self._cycle_done(self._t_high, t_low, fall)
                 self._switch = now
                 self._low = temperature
+                self._samples = [(now, temperature)]
         if self.approaching:
             self.duty = 1.0
         else:
             self.duty = self.bias + self.d if self.heating else self.bias - self.d
         return self.duty
 
-    def _cycle_done(self, t_high: float, t_low: float) -> None:
+    def _cycle_done(self, t_high: float, t_low: float, fall: float) -> None:
         self.cycles.append(
-            RelayCycle(t_high, t_low, self._high, self._cycle_low, self.bias, self.d)
+            RelayCycle(
+                t_high, t_low, self._high, self._cycle_low, self.bias, self.d, self._rise, fall
+            )
         )
         # Marlin's bias rule: equal heating and cooling halves
         self.bias += self.d * (t_high - t_low) / (t_high + t_low)
@@ -269,12 +303,31 @@ class RelayControl:
             self.finished.set()
 
 
+def _slope_after_extreme(samples: list[tuple[float, float]], *, lowest: bool) -> float:
+    """Least-squares slope of the readings from the half cycle's extreme (where the
+    reading turned) to its end, skipping the turn itself: the straight part of the
+    triangle, whose slope is the plant gain times the relay's push."""
+    values = [v for _, v in samples]
+    extreme = min(values) if lowest else max(values)
+    start = max(i for i, v in enumerate(values) if v == extreme)
+    skip = TURN_SKIP if len(samples) - start - TURN_SKIP >= 3 else 0
+    part = samples[start + skip :]
+    if len(part) < 2:
+        return math.nan
+    n = len(part)
+    mean_t = sum(t for t, _ in part) / n
+    mean_v = sum(v for _, v in part) / n
+    sxx = sum((t - mean_t) ** 2 for t, _ in part)
+    sxy = sum((t - mean_t) * (v - mean_v) for t, v in part)
+    return sxy / sxx if sxx > 0 else math.nan
+
+
 async def autotune(
     loop: ThermalLoop,
     setpoint: float,
     *,
     hysteresis: float = 0.5,
-    cycles: int = 8,
+    cycles: int = 12,
     time_limit: float = 2700.0,
     overshoot_limit: float = 15.0,
     progress: Callable[[str], None] | None = None,
