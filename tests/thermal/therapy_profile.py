@@ -62,6 +62,8 @@ class Figures:
     settle: float  # s from the first reach to the last reading outside ±0.5 K
     hold_error: float  # K, max |reading − 160| over the hold after settling
     hold_error_block: float
+    hold_rms: float  # K, rms of (reading − 160) over the hold after settling
+    hold_rms_block: float
     loss_dip: float  # K, deepest reading below 160 after the loss step
     loss_recovery: float  # s from the step to the last reading outside ±0.5 K
     undershoot: float  # K, lowest reading below 125 after the cool-down started
@@ -108,6 +110,8 @@ def figures(name: str, trace: Trace, marks: dict[str, float], tripped: str | Non
         settle=settle,
         hold_error=max((abs(r[i] - HOT) for i in after), default=0.0),
         hold_error_block=max((abs(b[i] - HOT) for i in after), default=0.0),
+        hold_rms=_rms([r[i] - HOT for i in after]),
+        hold_rms_block=_rms([b[i] - HOT for i in after]),
         loss_dip=HOT - min(r[i] for i in loss) if len(loss) else 0.0,
         loss_recovery=(t[loss_out[-1]] - marks["loss"]) if loss_out else 0.0,
         undershoot=max(0.0, WARM - min(r[i] for i in cool)) if len(cool) else 0.0,
@@ -116,6 +120,10 @@ def figures(name: str, trace: Trace, marks: dict[str, float], tripped: str | Non
         ticks=n,
         wall=0.0,
     )
+
+
+def _rms(values: list[float]) -> float:
+    return (sum(v * v for v in values) / len(values)) ** 0.5 if values else 0.0
 
 
 def _schedule(rig: SimRig, now: float) -> dict[str, float]:
