@@ -201,8 +201,6 @@ class HeaterControl:
             pid.set_auto_mode(True, last_output=hold)
             self._filtered = temperature
             self.mode = Mode.PID
-            if setpoint == target:
-                self._direction = 0
             self.coasting_down = False
         else:
             # the holding duty rises with the setpoint: the integral follows the model
@@ -215,6 +213,8 @@ class HeaterControl:
                 return self._saturated(Mode.FULL, 1.0)
             if push + hold <= 0.0 and push + pid._integral <= 0.0:
                 return self._saturated(Mode.COAST, 0.0)
+        if setpoint == target:
+            self._direction = 0  # arrived and regulating: the move is over
         pid.setpoint = setpoint
         integral = pid._integral
         pid(temperature, dt=dt)

@@ -243,8 +243,8 @@ class SafetySupervisor:
         """The board refused a duty: it has latched a trip of its own."""
         self._trip(
             "board_trip",
-            f"the heater board latched a trip of its own: {reason} (its limits are set from "
-            "safety.temperature_max / safety.temperature_min)",
+            f"the heater board latched a trip of its own: {reason} (its limits come from the rig "
+            "settings safety.temperature_max / safety.temperature_min)",
             None,
             None,
             "safety.temperature_max, safety.temperature_min",

@@ -301,6 +301,26 @@ def test_stuck_ssr_while_holding_overshoots(tmp_path: Path) -> None:
     run_bench(test, tmp_path)
 
 
+def test_overshoot_is_watched_again_once_a_cool_down_has_arrived(tmp_path: Path) -> None:
+    """Overshoot is not checked while the block coasts down to a lower target — but once
+    it holds there, a stuck SSR is an overshoot again."""
+
+    async def test(bench: Bench) -> None:
+        await bench.smu_on()
+        await _hold_at(bench, 100.0)
+        bench.loop.set_target(90.0, 2 / 60)  # slower than it cools: the PID tracks the ramp
+        await asyncio.sleep(5 * 60 + 120.0)
+        assert bench.loop.mode == "pid"
+        assert bench.loop.setpoint == 90.0
+        t0 = bench.now
+        bench.rig.faults.inject("heater_stuck_on")
+        trip = await _safe_within(bench, t0, 20.0)
+        assert trip.check == "overshoot"
+        _journaled(bench, "overshoot")
+
+    run_bench(test, tmp_path)
+
+
 def test_sustained_overshoot(tmp_path: Path) -> None:
     """A hot room (or a neighbour's heat) holds the block 5–10 K above the setpoint."""
 
