@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from controller.protocol import Model, problem
 from controller.units import (
@@ -145,16 +145,61 @@ class SafetyLimits(Model):
 
 
 class MqttConfig(Model):
+    """The broker this rig publishes to and takes commands from (controller/telemetry/)."""
+
     url: str = Field(description="mqtt://host:1883 or mqtts://host:8883")
     username: str | None = None
     password_file: Path | None = Field(None, description="file holding the password")
     password_env: str | None = Field(None, description="environment variable holding it")
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    prefix: str = Field("heatcycler", description="topics live under <prefix>/<rig>/…")
+    ca_file: Path | None = Field(None, description="CA bundle that signed the broker's cert")
+    cert_file: Path | None = Field(None, description="client certificate (optional)")
+    key_file: Path | None = Field(None, description="client key (with cert_file)")
+    prefix: str = Field(
+        "heatcycler",
+        pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
+        description="topics live under <prefix>/<rig>/…",
+    )
     homeassistant: bool = Field(False, description="publish Home Assistant MQTT discovery")
+    homeassistant_prefix: str = Field(
+        "homeassistant", pattern=r"^[A-Za-z0-9_.-]+$", description="HA discovery prefix"
+    )
     keepalive: int = Field(30, ge=5)
+    client_id: str | None = Field(
+        None, max_length=128, description="MQTT client id; default heatcycler-<rig>"
+    )
+    commands: bool = Field(True, description="accept pause/resume/abort/status over MQTT")
+    batch_samples: int = Field(500, ge=1, le=5000, description="samples per telemetry message")
+    status_interval: Duration = Field(5.0, description="refresh of the retained status")
+    reconnect_max: Duration = Field(10.0, description="longest wait between reconnects")
+    drain_timeout: Duration = Field(30.0, description="end of run: wait this long to publish")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme not in ("mqtt", "mqtts") or not rest.strip("/"):
+            raise problem(
+                f"{url!r} is not an MQTT URL",
+                "write mqtt://host:1883 (plain) or mqtts://host:8883 (TLS)",
+            )
+        if "@" in rest and ":" in rest.split("@", 1)[0]:
+            raise problem(
+                "mqtt.url must not carry a password",
+                "put it in a file (mqtt.password_file) or an environment variable "
+                "(mqtt.password_env) so that it never shows in logs or `ps`",
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _credentials(self) -> MqttConfig:
+        if self.password_file is not None and self.password_env is not None:
+            raise problem(
+                "mqtt: give password_file or password_env, not both",
+                "keep the one your deployment uses",
+            )
+        if self.key_file is not None and self.cert_file is None:
+            raise problem("mqtt.key_file needs mqtt.cert_file", "add the client certificate")
+        return self
 
 
 class ResumePolicy(StrEnum):

@@ -58,6 +58,10 @@ def unframe(line: str) -> str | None:
 
 
 _MARKER_LINE = frame(MARKER)
+#: framed request lines (the crc of a request never changes)
+_FRAMES: dict[str, str] = {}
+#: fault fields as the board sends them, parsed once
+_FAULTS = {f"{bits:02X}": ThermocoupleFault(bits) for bits in range(8)}
 
 
 class HeaterBoardDriver(HeaterBoard):
@@ -67,6 +71,7 @@ class HeaterBoardDriver(HeaterBoard):
         self.transport = transport
         self.retries = retries
         self.corrupt_replies = 0  # replies that failed their crc (retried)
+        self._duty_lines: dict[tuple[int, int], tuple[str, list[str]]] = {}
 
     # -- the request table -------------------------------------------------------
 
@@ -84,13 +89,10 @@ class HeaterBoardDriver(HeaterBoard):
     async def read(self) -> ThermoReading:
         temp, cj, faults, counter, duty = await self._ask("T?", "T", 5)
         try:
-            return ThermoReading(
-                temperature=float(temp),
-                cold_junction=float(cj),
-                faults=ThermocoupleFault(int(faults, 16)),
-                counter=int(counter),
-                duty=int(duty) / 1000,
-            )
+            fault_bits = _FAULTS.get(faults)
+            if fault_bits is None:
+                fault_bits = ThermocoupleFault(int(faults, 16))
+            return ThermoReading(float(temp), float(cj), fault_bits, int(counter), int(duty) / 1000)
         except ValueError as exc:
             raise GarbledReply(
                 f"{self.transport.name}: bad T reply fields {temp, cj, faults}"
@@ -104,10 +106,14 @@ class HeaterBoardDriver(HeaterBoard):
                 f"heater lease {ttl:g} s is outside {TTL_MIN:g}…{TTL_MAX:g} s",
                 "rig setting heater.lease",
             )
-        permille = round(duty * 1000)
-        ttl_ms = round(ttl * 1000)
-        echo = await self._ask(f"DUTY {permille} {ttl_ms}", "OK", 3)
-        if echo != ["DUTY", str(permille), str(ttl_ms)]:
+        request = (round(duty * 1000), round(ttl * 1000))
+        cached = self._duty_lines.get(request)
+        if cached is None:
+            text = f"DUTY {request[0]} {request[1]}"
+            cached = self._duty_lines[request] = (text, text.split(" "))
+        text, expected_echo = cached
+        echo = await self._ask(text, "OK", 3)
+        if echo != expected_echo:
             raise GarbledReply(f"{self.transport.name}: DUTY echoed {' '.join(echo)!r}")
 
     async def set_limits(self, maximum: float, minimum: float) -> None:
@@ -147,7 +153,11 @@ class HeaterBoardDriver(HeaterBoard):
 
     async def _ask(self, request: str, head: str, fields: int) -> list[str]:
         """Send ``request``; return the words after ``head``, exactly ``fields`` of them."""
-        line = frame(request)
+        line = _FRAMES.get(request)
+        if line is None:
+            line = frame(request)
+            if len(_FRAMES) < 4096:  # duties 0…1000 at a few leases, and the queries
+                _FRAMES[request] = line
         last = "no reply"
         transport = self.transport
         for _ in range(self.retries + 1):

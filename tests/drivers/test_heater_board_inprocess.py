@@ -9,7 +9,14 @@ import pytest
 from firmware_sim.rig import SimRig
 
 from controller.clock import VirtualTimeLoop
-from drivers.base import BoardTripped, GarbledReply, LinkLost, OutOfRange, ThermocoupleFault
+from drivers.base import (
+    BoardTripped,
+    GarbledReply,
+    InstrumentTimeout,
+    LinkLost,
+    OutOfRange,
+    ThermocoupleFault,
+)
 from drivers.heater_board import HeaterBoardDriver, crc16, frame, unframe
 from drivers.transport import InProcessTransport
 
@@ -122,5 +129,50 @@ def test_unplugged_board_is_a_link_loss() -> None:
         rig.faults.inject("serial_unplug")
         with pytest.raises(LinkLost):
             await board.read()
+
+    _run(main())
+
+
+def test_a_silent_board_times_out_then_the_next_request_resyncs_first() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        rig = SimRig(loop.time)
+        board = _board(rig)
+        rig.faults.inject("board_silent")
+        start = loop.time()
+        with pytest.raises(InstrumentTimeout):
+            await board.read()
+        assert loop.time() - start == pytest.approx(0.5)  # the transport's timeout
+        assert board.transport.desynced
+        rig.faults.clear("board_silent")
+        sent = rig.board.requests
+        assert (await board.read()).duty == 0.0
+        assert rig.board.requests == sent + 2  # ID? (the marker), then T?
+        assert not board.transport.desynced
+
+    _run(main())
+
+
+def test_a_reply_to_another_request_marks_the_link_for_resync() -> None:
+    class Stale:
+        """Answers T? once with a DUTY echo (someone else's late reply), then honestly."""
+
+        def __init__(self, device: object) -> None:
+            self.device = device
+            self.stale = True
+
+        def handle(self, line: bytes) -> bytes | None:
+            if self.stale and line.startswith(b"T?"):
+                self.stale = False
+                return frame("OK DUTY 0 3000").encode()
+            return self.device.handle(line)  # type: ignore[attr-defined,no-any-return]
+
+    async def main() -> None:
+        rig = SimRig(asyncio.get_running_loop().time)
+        board = HeaterBoardDriver(InProcessTransport(Stale(rig.board), name="board"))
+        with pytest.raises(GarbledReply, match="unexpected reply"):
+            await board.read()
+        assert board.transport.desynced
+        assert (await board.read()).faults == ThermocoupleFault.NONE
 
     _run(main())

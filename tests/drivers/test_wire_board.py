@@ -100,7 +100,7 @@ async def test_a_silent_board_times_out_and_the_link_recovers(
 
 
 async def test_a_late_reply_is_dropped(rig: Bench, board: HeaterBoardDriver) -> None:
-    rig.board_link.arm(frame("STATUS?").encode(), 0.45)
+    rig.board_link.arm(frame("STATUS?").encode(), 0.4)
     with pytest.raises(InstrumentTimeout):
         await board.status()
     reading = await board.read()  # resyncs on ID?: the late STATUS reply is dropped

@@ -206,7 +206,7 @@ async def test_a_late_reply_is_dropped_not_taken_for_the_next_answer(
     rig: Bench, smu: Keithley2450
 ) -> None:
     await galvanostat(smu, 1e-3)
-    rig.smu_link.arm(b":READ?", 0.45)  # answered, but after the host's 0.3 s
+    rig.smu_link.arm(b":READ?", 0.4)  # answered, but after the host's 0.3 s
     with pytest.raises(InstrumentTimeout):
         await smu.read()
     assert smu.transport.desynced
