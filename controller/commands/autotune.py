@@ -8,11 +8,9 @@ in the safe state on an overshoot beyond +15 K or when no oscillation finishes i
 
 --sim runs on the simulated block in virtual time (seconds of wall time). With --write,
 the rig file's heater.pid (and the measured heater.heat_capacity and heater.loss) are
-updated in place; the rest of the file and its comments stay as they are.
-
-Examples:
-  heatcycler autotune --setpoint 160degC --sim
-  heatcycler autotune --setpoint "160 degC" --rig /etc/heatcycler/rig.yaml --write
+updated in place; the rest of the file and its comments stay as they are. For example
+`heatcycler autotune --setpoint 160degC --sim`, or `heatcycler autotune --setpoint 160degC
+--rig /etc/heatcycler/rig.yaml --write` on the rig itself.
 """
 
 from __future__ import annotations
