@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("controller.commands.plan", "dry-run a protocol: timeline, durations, limits"),
     "schema": ("controller.commands.schema", "write or check protocols/schema.json"),
     "sim": ("controller.commands.sim", "serve the software rig (SMU on TCP, board on a pty)"),
+    "autotune": ("controller.commands.autotune", "tune the heater's PID gains (relay experiment)"),
     "watch": ("controller.commands.watch", "watch rigs live over MQTT (status, samples, events)"),
     "detect": ("controller.commands.detect", "find shorts and voltage limits in a recorded CSV"),
 }

@@ -61,11 +61,21 @@ class SmuConfig(Model):
 
 
 class PidGains(Model):
-    """Gains per kelvin of error; the output is a heater duty fraction 0..1."""
+    """Gains per kelvin of error; the output is a heater duty fraction 0..1.
 
-    kp: float = Field(0.08, ge=0)
-    ki: float = Field(0.0008, ge=0, description="per K·s")
-    kd: float = Field(0.0, ge=0, description="per K/s; 0.25 K sensor steps make D noisy")
+    The defaults are ``heatcycler autotune --setpoint 160degC --sim`` on the simulated
+    block (≈ 90 J/K, 100 W, ≈ 3 s dead time): Tyreus–Luyben PI from the relay experiment.
+    Tune a real rig with ``heatcycler autotune --rig RIG --write``.
+    """
+
+    kp: float = Field(0.1618, ge=0, description="duty per K of error")
+    ki: float = Field(0.00644, ge=0, description="duty per K·s of integrated error")
+    kd: float = Field(
+        0.0,
+        ge=0,
+        description="duty per K/s, on the filtered reading; 0 (PI): 0.25 K sensor steps make "
+        "D noisy and a lag-dominated block gains little from it",
+    )
 
 
 class HeaterConfig(Model):
@@ -80,6 +90,18 @@ class HeaterConfig(Model):
         5 / 60, description="fastest cooling ramp the block achieves (passive cooling)"
     )
     period: Duration = Field(1.0, description="control period of the PID loop")
+    heat_capacity: float = Field(
+        90.0,
+        gt=0,
+        description="J/K of the block and cell holder: the loop's ramp feedforward "
+        "(heatcycler autotune measures it)",
+    )
+    loss: float = Field(
+        0.1,
+        gt=0,
+        description="W/K from the block to the room: the first estimate of the holding duty "
+        "(the loop learns the real value while holding; heatcycler autotune measures it)",
+    )
 
 
 class SafetyLimits(Model):
@@ -101,6 +123,11 @@ class SafetyLimits(Model):
         3.0, description="rising this much with duty 0…"
     )
     heating_while_off_within: Duration = Field(60.0, description="…within this time")
+    heating_while_off_after: Duration = Field(
+        10.0,
+        description="…counted from this long after the duty went to 0 (the sensor lags the "
+        "block, which keeps rising for a few seconds after a full-power approach)",
+    )
     missed_reads: int = Field(2, ge=1, description="host trips after this many missed reads")
 
     @model_validator(mode="after")
