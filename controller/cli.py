@@ -22,6 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("controller.commands.schema", "write or check protocols/schema.json"),
     "sim": ("controller.commands.sim", "serve the software rig (SMU on TCP, board on a pty)"),
     "watch": ("controller.commands.watch", "watch rigs live over MQTT (status, samples, events)"),
+    "doctor": ("controller.commands.doctor", "check the rig is fit to run unattended; a fix each"),
+    "archive": ("controller.commands.archive", "compress finished runs (xz); list runs"),
+    "service": ("controller.commands.service", "systemd entry: resume an interrupted run or idle"),
 }
 
 
