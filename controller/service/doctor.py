@@ -279,7 +279,7 @@ def _space(
             f"{disk.human_bytes(est.required)} ({size} ×{disk.HEADROOM:g} + "
             f"{disk.human_bytes(disk.RESERVE)} reserve)",
             f"free space: `heatcycler archive --data-dir {data} --delete-after-archive` "
-            "compresses finished runs (≈ 5×), or move data_dir to a larger disk",
+            "compresses finished runs 3–5×, or move data_dir to a larger disk",
         )
     detail = (
         f"{head} {disk.human_bytes(free)} free; {what} needs {size}, "
