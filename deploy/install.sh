@@ -141,6 +141,14 @@ fi
 # --- install -------------------------------------------------------------------------
 [ -f "$SRC/pyproject.toml" ] && [ -f "$SRC/uv.lock" ] || die "$SRC is not a heatcycler checkout (pyproject.toml, uv.lock)"
 
+if [ "$LIVE" = 1 ]; then
+  case "$(uname -m)" in
+    armv6l|armv7l)
+      say "warning: $(uname -m): numpy/pyarrow/matplotlib have no 32-bit ARM wheels on PyPI;"
+      say "  use the 64-bit Raspberry Pi OS (aarch64), or expect long builds from source" ;;
+  esac
+fi
+
 # 1. the service user
 if [ "$LIVE" = 1 ]; then
   getent group "$USER_NAME" >/dev/null || groupadd --system "$USER_NAME"

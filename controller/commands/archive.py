@@ -59,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import os
     import time
 
     from controller.problems import UserError
@@ -76,6 +77,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"{data_dir} is not a directory",
             "give the runs' directory with --data-dir DIR (or --rig RIG for its data_dir)",
+        )
+    need = os.R_OK | os.X_OK | (0 if args.list or args.dry_run else os.W_OK)
+    if not os.access(data_dir, need):
+        raise UserError(
+            f"cannot {'read' if need == os.R_OK | os.X_OK else 'write to'} {data_dir} as "
+            f"this user",
+            f"run it as the service's user: sudo -u heatcycler heatcycler archive "
+            f"--data-dir {data_dir} …",
         )
 
     if args.list:

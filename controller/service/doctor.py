@@ -509,6 +509,10 @@ async def _open_board(rig: RigConfig, probes: Probes) -> tuple[Check, HeaterBoar
         await _close(board)
         fix = exc.hint or f"check heater.port ({port})"
         return Check(name, Status.FAIL, exc.message, fix), None
+    except Exception as exc:
+        await _close(board)
+        detail = f"unexpected {type(exc).__name__}: {exc}"
+        return Check(name, Status.FAIL, detail, "report this as a bug"), None
     return _board_verdict(rig, ident.model, ident.firmware, ident.serial, status), board
 
 

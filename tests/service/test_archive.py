@@ -9,8 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import UNIX0, make_journal
 from journal_day import size_on_disk, write_day
+from servicekit import UNIX0, make_journal
 
 from controller.cli import main
 from controller.journal import Journal

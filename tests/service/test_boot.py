@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import UNIX0, NotifySocket, make_journal
+from servicekit import UNIX0, NotifySocket, make_journal
 
 from controller.journal import Journal
 from controller.rig import RigConfig

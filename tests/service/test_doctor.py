@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import UNIX0, make_journal
 from firmware_sim.rig import SimRig
 from firmware_sim.serve import SimServer, serve_in_thread
+from servicekit import UNIX0, make_journal
 
 from controller.cli import main
 from controller.journal import Journal

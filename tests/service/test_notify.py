@@ -14,7 +14,7 @@ import tempfile
 import time
 
 import pytest
-from conftest import NotifySocket
+from servicekit import NotifySocket
 
 from controller.clock import Clock, VirtualTimeLoop
 from controller.service.notify import Notifier, Service, socket_address, watchdog_interval
