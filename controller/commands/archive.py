@@ -81,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
     need = os.R_OK | os.X_OK | (0 if args.list or args.dry_run else os.W_OK)
     if not os.access(data_dir, need):
         raise UserError(
-            f"cannot {'read' if need == os.R_OK | os.X_OK else 'write to'} {data_dir} as "
-            f"this user",
+            f"cannot {'read' if need == os.R_OK | os.X_OK else 'write to'} {data_dir} as this user",
             f"run it as the service's user: sudo -u heatcycler heatcycler archive "
             f"--data-dir {data_dir} …",
         )
