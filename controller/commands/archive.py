@@ -1,11 +1,12 @@
 """Compress finished runs to save the SD card, and list the runs (archived or not).
 
-A finished run's journal (`<data_dir>/<run>.sqlite`) is checkpointed, compressed with xz
-into `<data_dir>/archive/<run>.sqlite.xz` (with a JSON summary beside it), and checked by
-decompressing it again. Live runs (lock held) and interrupted runs (they may still be
-resumed) are never touched. A typical day of a run is about 1.1 MB of journal and 0.2 MB
-archived. With --delete-after-archive the journal is removed once its archive checked
-out; without it both are kept.
+A finished (or aborted) run's journal (`<data_dir>/<run>.sqlite`) is checkpointed,
+compressed with xz into `<data_dir>/archive/<run>.sqlite.xz` (with a JSON summary beside
+it), and checked by decompressing it again. Live runs (lock held) and interrupted runs
+(they may still be resumed) are never touched; faulted runs only with --include-faulted.
+A typical day of a run is about 1.1 MB of journal and 0.2 MB archived. With
+--delete-after-archive the journal is removed once its archive checked out; without it
+both are kept.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--delete-after-archive",
         action="store_true",
         help="remove each journal once its archive has been verified",
+    )
+    parser.add_argument(
+        "--include-faulted",
+        action="store_true",
+        help="archive faulted runs too (they are kept by default: resume --force may still "
+        "continue them)",
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would be archived")
     parser.add_argument(
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         delete=args.delete_after_archive,
         now=time.time(),
         dry_run=args.dry_run,
+        include_faulted=args.include_faulted,
     )
     if args.json:
         print(json.dumps([o.__dict__ for o in outcomes], indent=2))

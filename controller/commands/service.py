@@ -41,15 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
     import faulthandler
     import logging
     import sys
 
-    from controller.clock import run as run_loop
-    from controller.service.boot import BootOptions, JournaldFormatter, serve
+    from controller.service.boot import BootOptions, JournaldFormatter, run_service
     from controller.service.clocksync import read_clock
-    from controller.service.notify import Service
     from controller.validate import load_rig
 
     # A watchdog kill is SIGABRT: print every thread's stack, so the journal shows where
@@ -63,11 +60,4 @@ def run(args: argparse.Namespace) -> int:
 
     rig = load_rig(args.rig)
     options = BootOptions(args.mqtt, args.sync_timeout, args.trust_clock)
-
-    async def main() -> int:
-        service = Service.from_env()
-        return await serve(
-            rig, service, options=options, clock_reader=read_clock, stop=asyncio.Event()
-        )
-
-    return run_loop(main, virtual=False)
+    return run_service(rig, options=options, clock_reader=read_clock)

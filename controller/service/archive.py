@@ -24,6 +24,7 @@ from pathlib import Path
 from controller.journal import run_paths
 from controller.service.runs import (
     ARCHIVE_SUFFIX,
+    RunInfo,
     archive_dir,
     journal_info,
 )
@@ -114,7 +115,12 @@ def compress(journal: Path, target: Path) -> tuple[str, int]:
 
 
 def archive_run(
-    journal: Path, *, delete: bool = False, older_than: float = 0.0, now: float
+    journal: Path,
+    *,
+    delete: bool = False,
+    older_than: float = 0.0,
+    now: float,
+    include_faulted: bool = False,
 ) -> Outcome:
     """Archive one journal if it is finished and its last activity is ``older_than``
     seconds before ``now`` (unix). An archive already made of the same content is not
@@ -126,9 +132,8 @@ def archive_run(
         return Outcome(run_id, "skipped", "live: a controller holds its lock")
     try:
         info = journal_info(journal)
-        if not info.finished:
-            state = info.state or "no end state"
-            return Outcome(run_id, "skipped", f"not finished ({state}): it may be resumed")
+        if not (info.finished or (include_faulted and info.faulted)):
+            return Outcome(run_id, "skipped", _not_finished(info))
         age = now - (info.last_unix or info.started_unix or now)
         if age < older_than:
             return Outcome(run_id, "skipped", f"too recent (ended {_days(age)} ago)")
@@ -178,26 +183,42 @@ def archive_runs(
     delete: bool,
     now: float,
     dry_run: bool = False,
+    include_faulted: bool = False,
 ) -> list[Outcome]:
     """Archive every finished run in ``data_dir`` older than ``older_than`` seconds."""
     out = []
     for journal in run_paths(data_dir):
         if dry_run:
-            out.append(_would(journal, older_than, now))
+            out.append(_would(journal, older_than, now, include_faulted))
             continue
         try:
-            out.append(archive_run(journal, delete=delete, older_than=older_than, now=now))
+            out.append(
+                archive_run(
+                    journal,
+                    delete=delete,
+                    older_than=older_than,
+                    now=now,
+                    include_faulted=include_faulted,
+                )
+            )
         except (ArchiveError, OSError, sqlite3.Error, lzma.LZMAError) as exc:
             out.append(Outcome(journal.stem, "failed", str(exc)))
     return out
 
 
-def _would(journal: Path, older_than: float, now: float) -> Outcome:
+def _not_finished(info: RunInfo) -> str:
+    state = info.state or "no end state"
+    if info.faulted:
+        return "faulted: resume it (--force) or archive it with --include-faulted"
+    return f"not finished ({state}): it may be resumed"
+
+
+def _would(journal: Path, older_than: float, now: float, include_faulted: bool) -> Outcome:
     info = journal_info(journal)
     if info.live:
         return Outcome(info.run_id, "skipped", "live: a controller holds its lock")
-    if not info.finished:
-        return Outcome(info.run_id, "skipped", f"not finished ({info.state or 'no end state'})")
+    if not (info.finished or (include_faulted and info.faulted)):
+        return Outcome(info.run_id, "skipped", _not_finished(info))
     age = now - (info.last_unix or info.started_unix or now)
     if age < older_than:
         return Outcome(info.run_id, "skipped", f"too recent (ended {_days(age)} ago)")

@@ -1,8 +1,8 @@
 """What ``heatcycler service`` does when systemd starts it: resume or wait.
 
 At every start (boot, or a restart after a crash or a watchdog kill) the service looks
-for an **interrupted** run of its rig (``runs.py``: not live, never ended). The newest
-one is resumed when the rig's policy allows it:
+for an **interrupted** run of its rig (``runs.py``: nobody holds its lock, and its state is
+running, paused or interrupted). The newest one is resumed when the rig's policy allows:
 
 - ``resume.on_boot: never`` → left for a technician (``heatcycler resume RUN``);
 - the clock is not synchronised (a Pi without RTC boots with the time saved before the
@@ -10,15 +10,16 @@ one is resumed when the rig's policy allows it:
   length of the outage cannot be known (``--trust-clock`` trusts it anyway);
 - the outage (now − the run's last sample, event or checkpoint) is longer than
   ``resume.max_gap``, or negative (the clock is behind the journal) → left;
-- otherwise → ``resume_run(journal, rig, service=…, mqtt_url=…)``, the runner's entry
-  point (see :data:`RUNNER_MODULE`). It sends READY once its instruments are verified and
-  beats the watchdog on every control tick.
+- otherwise → the runner's ``resume_run(journal, rig, mqtt=…, hooks=…)`` (see
+  :class:`ResumeEntry`), on the main thread with its own event loop and signal handling.
+  Its ``hooks.ready()`` sends READY and starts the watchdog task on the runner's loop; its
+  ``hooks.beat()`` on every control tick keeps the pings going.
 
 With nothing to resume (or once the resumed run has finished) the service sends READY
 with the reason as its status and idles, feeding the watchdog from its idle loop, until
-systemd stops it. A resumed run that stops without finishing (SIGTERM at shutdown, a
-failure) ends the process with the runner's exit code, so ``Restart=on-failure`` and the
-next boot decide again.
+systemd stops it. A resumed run that stops without finishing (SIGTERM at shutdown, an
+instrument failure) ends the process with the runner's exit code, so
+``Restart=on-failure`` and the next start decide again.
 """
 
 from __future__ import annotations
@@ -28,45 +29,85 @@ import contextlib
 import importlib
 import logging
 import signal
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal, Protocol, cast
 
 from controller.clock import Clock
+from controller.clock import run as run_loop
 from controller.plan import duration_text
+from controller.problems import UserError
 from controller.rig import ResumePolicy, RigConfig
 from controller.service.clocksync import ClockReader, ClockState
 from controller.service.notify import Service
-from controller.service.runs import RunInfo, interrupted_runs, journal_info
+from controller.service.runs import RunInfo, journal_info, list_runs
 
 log = logging.getLogger("heatcycler.service")
 
 #: where the runner's resume entry point lives, and its name (issue 5's runner)
-RUNNER_MODULE = "controller.runner"
+RUNNER_MODULE = "controller.runner.resume"
 RUNNER_ENTRY = "resume_run"
 #: the idle loop's tick: it beats the watchdog like a control loop would
 IDLE_TICK = 1.0
 SYNC_POLL = 2.0
 
 
+class RunOutcome(Protocol):
+    """What the runner's ``resume_run`` returns (``controller.runner.engine.RunOutcome``)."""
+
+    @property
+    def exit_code(self) -> int: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
 class ResumeEntry(Protocol):
-    """The runner's resume, as the service calls it::
+    """The runner's resume, as the service calls it (synchronous: it runs its own loop)::
 
-        code = await resume_run(journal, rig, service=service, mqtt_url=None)
+        outcome = resume_run(journal, rig, mqtt=None, hooks=hooks)
 
-    It takes the journal's lock, opens and verifies the instruments, calls
-    ``service.ready(status)``, then ``service.beat()`` every control tick and
-    ``service.status(text)`` on changes, ``service.stopping()`` when it shuts down, and
-    returns the process exit code (0: the run finished, or was stopped by a signal
-    after reaching its safe state; 3: instrument failure). A user mistake raises
-    ``UserError``. It writes ``meta.state`` ∈ ``runs.FINISHED_STATES`` when the run ends.
+    It refuses (``UserError``) a run it cannot continue; otherwise it takes the journal's
+    lock, verifies the instruments, calls ``hooks.ready()`` from its running loop once
+    they are, ``hooks.beat()`` on every control tick, and returns when the run ends or is
+    stopped (SIGTERM: safe state, ``meta.state = interrupted``).
     """
 
     def __call__(
-        self, journal: Path, rig: RigConfig, *, service: Service, mqtt_url: str | None
-    ) -> Awaitable[int]: ...
+        self, path: Path, rig: RigConfig, *, mqtt: str | None, hooks: RunnerHooks
+    ) -> RunOutcome: ...
+
+
+class RunnerHooks:
+    """The runner's ``ServiceHooks`` (``ready()``, ``beat()``) on top of a :class:`Service`.
+
+    ``ready()`` is called on the runner's event loop: READY goes out with the run's status
+    line, and the watchdog task starts on that loop, so a hung runner loop stops the pings.
+    """
+
+    def __init__(self, service: Service, status: str) -> None:
+        self.service = service
+        self.ready_status = status
+        self.task: asyncio.Task[None] | None = None
+
+    def ready(self) -> None:
+        self.service.ready(self.ready_status)
+        with contextlib.suppress(RuntimeError):  # no running loop: no watchdog task
+            self.task = asyncio.get_running_loop().create_task(self.service.run())
+
+    def beat(self) -> None:
+        self.service.beat()
+
+    def status(self, text: str) -> None:
+        """Optional for the runner: a state change for ``systemctl status``."""
+        self.service.status(text)
+
+    def stopping(self, text: str | None = None) -> None:
+        """Optional for the runner: its shutdown has begun (safe state, drain)."""
+        self.service.stopping(text)
 
 
 class RunnerMissing(Exception):
@@ -92,21 +133,39 @@ class Decision:
     run: RunInfo | None = None
 
 
+def candidates(data_dir: Path, rig: str) -> tuple[list[RunInfo], RunInfo | None]:
+    """This rig's interrupted runs (newest first), and its newest run if it faulted."""
+    runs = [r for r in list_runs(data_dir) if r.rig in (None, rig) and not r.archived]
+    runs.sort(key=lambda r: (r.last_unix or 0.0, r.run_id), reverse=True)
+    interrupted = [r for r in runs if r.interrupted]
+    newest = next((r for r in runs if not r.live), None)
+    faulted = newest if newest is not None and newest.faulted else None
+    return interrupted, faulted
+
+
 def decide(
     rig: RigConfig,
-    candidates: list[RunInfo],
+    interrupted: list[RunInfo],
     *,
     now: float,
     clock: ClockState,
     trust_clock: bool = False,
+    faulted: RunInfo | None = None,
 ) -> Decision:
-    """Resume the newest interrupted run, or say why not (``candidates`` newest first)."""
-    if not candidates:
+    """Resume the newest interrupted run, or say why not (``interrupted`` newest first)."""
+    if not interrupted:
+        if faulted is not None:
+            return Decision(
+                "idle",
+                f"run {faulted.run_id} faulted: fix the cause, then `heatcycler resume --force "
+                f"{faulted.run_id}`",
+                faulted,
+            )
         return Decision("idle", "no interrupted run")
-    run = candidates[0]
+    run = interrupted[0]
     older = (
-        f" (older interrupted runs left alone: {', '.join(r.run_id for r in candidates[1:])})"
-        if len(candidates) > 1
+        f" (older interrupted runs left alone: {', '.join(r.run_id for r in interrupted[1:])})"
+        if len(interrupted) > 1
         else ""
     )
     by_hand = f"resume it with `heatcycler resume {run.run_id}`"
@@ -163,95 +222,161 @@ class BootOptions:
     trust_clock: bool = False
 
 
+class Stop:
+    """Why the service should stop: SIGTERM/SIGINT (on the main thread), or a test's
+    ``threading.Event`` set from another thread (polled every 50 ms)."""
+
+    def __init__(self, external: threading.Event | None = None, signals: bool = True) -> None:
+        self.external = external or threading.Event()
+        self.signals = signals
+        self._event: asyncio.Event | None = None
+
+    def is_set(self) -> bool:
+        return self.external.is_set()
+
+    def install(self) -> None:
+        """On the running loop: SIGTERM (systemctl stop) and SIGINT set the stop."""
+        self._event = asyncio.Event()
+        if self.signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._set)
+
+    def _set(self) -> None:
+        self.external.set()
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True as soon as a stop is asked for."""
+        event = self._event or asyncio.Event()
+        clock = Clock()
+        end = clock.now() + seconds
+        while not self.is_set():
+            left = end - clock.now()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), left if self.signals else min(left, 0.05))
+        return True
+
+
 async def wait_for_sync(
-    reader: ClockReader, patience: float, service: Service, clock: Clock, stop: asyncio.Event
+    reader: ClockReader, patience: float, service: Service, stop: Stop
 ) -> ClockState:
     """Poll the clock's state until it is synchronised, ``patience`` s pass or a stop."""
+    clock = Clock()
     deadline = clock.now() + patience
     state = reader()
     while not state.synchronised and clock.now() < deadline and not stop.is_set():
         left = deadline - clock.now()
         service.status(f"waiting up to {left:.0f} s for the clock to synchronise (NTP)")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), min(SYNC_POLL, left))
+        await stop.wait(min(SYNC_POLL, left))
         state = reader()
     return state
 
 
-async def serve(
+def run_service(
     rig: RigConfig,
-    service: Service,
     *,
     options: BootOptions,
     clock_reader: ClockReader,
-    stop: asyncio.Event,
     resume: ResumeEntry | None = None,
+    environ: Mapping[str, str] | None = None,
     now: Callable[[], float] | None = None,
+    stop: threading.Event | None = None,
     signals: bool = True,
 ) -> int:
-    """The service's life: decide, maybe resume, then idle until ``stop``. Exit code.
+    """The service's life — decide, maybe resume, then idle until stopped. Exit code.
 
-    ``signals``: SIGTERM/SIGINT set ``stop`` (installed again after a resumed run, whose
-    runner handles them while it runs)."""
-    clock = Clock()
-    wall = now or Clock().unix
-    if signals:
-        install_stop_handlers(stop)
-    watchdog = asyncio.create_task(service.run(), name="watchdog")
-    try:
-        service.status("looking for an interrupted run")
-        candidates = interrupted_runs(Path(rig.data_dir), rig.rig)
-        state = ClockState(True, "not needed")
-        if candidates and rig.resume.on_boot == ResumePolicy.AUTO and not options.trust_clock:
-            state = await wait_for_sync(clock_reader, options.sync_timeout, service, clock, stop)
-        if stop.is_set():
-            service.stopping("stopped before deciding")
-            return 0
-        decision = decide(rig, candidates, now=wall(), clock=state, trust_clock=options.trust_clock)
-        log.info("%s: %s", decision.action, decision.reason)
-        reason = decision.reason
-        if decision.action == "resume" and decision.run is not None:
-            journal = Path(decision.run.path)
+    ``resume``: the runner's entry point (default: :func:`runner_resume`); ``stop``/
+    ``signals``: tests stop it with an event from another thread instead of a signal.
+    """
+    service = Service.from_env(environ=environ)
+    stopper = Stop(stop, signals)
+    wall = now or time.time
+
+    async def deciding() -> Decision | None:
+        stopper.install()
+        watchdog = asyncio.create_task(service.run(), name="watchdog")
+        try:
+            service.status("looking for an interrupted run")
+            interrupted, faulted = candidates(Path(rig.data_dir), rig.rig)
+            state = ClockState(True, "not needed")
+            if interrupted and rig.resume.on_boot == ResumePolicy.AUTO and not options.trust_clock:
+                state = await wait_for_sync(clock_reader, options.sync_timeout, service, stopper)
+            if stopper.is_set():
+                return None
+            return decide(
+                rig,
+                interrupted,
+                now=wall(),
+                clock=state,
+                trust_clock=options.trust_clock,
+                faulted=faulted,
+            )
+        finally:
+            watchdog.cancel()
+
+    decision = run_loop(deciding, virtual=False)
+    if decision is None:
+        service.stopping("stopped before deciding")
+        return 0
+    log.info("%s: %s", decision.action, decision.reason)
+    reason = decision.reason
+    if decision.action == "resume" and decision.run is not None:
+        journal = Path(decision.run.path)
+        run_id = decision.run.run_id
+        try:
+            entry = resume or runner_resume()
+        except RunnerMissing as exc:
+            log.error("cannot resume %s: %s", run_id, exc)
+            reason = f"cannot resume {run_id}: no runner in this build"
+        else:
+            service.status(f"resuming {run_id}")
+            hooks = RunnerHooks(service, f"running {run_id} (resumed: {decision.reason})")
             try:
-                entry = resume or runner_resume()
-            except RunnerMissing as exc:
-                log.error("cannot resume %s: %s", decision.run.run_id, exc)
-                reason = f"cannot resume {decision.run.run_id}: no runner in this build"
+                outcome = entry(journal, rig, mqtt=options.mqtt_url, hooks=hooks)
+            except UserError as exc:
+                log.warning("run %s not resumed: %s", run_id, exc.message)
+                reason = f"run {run_id} not resumed: {exc.message}"
             else:
-                service.status(f"resuming {decision.run.run_id}")
-                code = await entry(journal, rig, service=service, mqtt_url=options.mqtt_url)
                 after = journal_info(journal)
                 if not after.finished:
-                    log.info("run %s stopped without finishing (exit %d)", after.run_id, code)
-                    return code
-                reason = f"run {after.run_id} ended ({after.state})"
-                if signals:
-                    install_stop_handlers(stop)
-        return await idle(service, clock, stop, reason)
-    finally:
-        watchdog.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watchdog
+                    log.info(
+                        "run %s stopped without finishing (%s, exit %d): %s",
+                        run_id,
+                        after.state,
+                        outcome.exit_code,
+                        outcome.reason,
+                    )
+                    return outcome.exit_code
+                reason = f"run {run_id} ended ({after.state}): {outcome.reason}"
+    if stopper.is_set():
+        service.stopping("stopping")
+        return 0
+
+    async def idling() -> int:
+        stopper.install()
+        return await idle(service, stopper, reason)
+
+    return run_loop(idling, virtual=False)
 
 
-async def idle(service: Service, clock: Clock, stop: asyncio.Event, reason: str) -> int:
-    """Ready and idle: the watchdog is fed from this loop until ``stop``."""
+async def idle(service: Service, stop: Stop, reason: str) -> int:
+    """Ready and idle: the watchdog is fed from this loop until a stop."""
+    watchdog = asyncio.create_task(service.run(), name="watchdog")
     service.ready(f"idle: {reason}")
     stale = service.watchdog.stale_after
     tick = min(IDLE_TICK, stale / 4) if stale else IDLE_TICK
-    while not stop.is_set():
-        service.beat()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), tick)
+    try:
+        while not stop.is_set():
+            service.beat()
+            await stop.wait(tick)
+    finally:
+        watchdog.cancel()
     service.stopping("stopping (idle)")
     return 0
-
-
-def install_stop_handlers(stop: asyncio.Event) -> None:
-    """SIGTERM (systemctl stop) and SIGINT end the idle wait."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
 
 class JournaldFormatter(logging.Formatter):

@@ -3,11 +3,14 @@
 A journal (``<data_dir>/<run_id>.sqlite``) is
 
 - **live** while a controller holds its lock file (``<run_id>.lock``, flocked);
-- **finished** once the runner has written an end state in its ``meta`` table
-  (``state`` ∈ :data:`FINISHED_STATES`) — only those may be archived;
-- **interrupted** otherwise: nobody holds it and it never ended (power cut, crash,
-  watchdog kill). ``heatcycler service`` resumes the newest one of its rig at boot when
-  the rig's resume policy allows.
+- **finished** once the runner has written a final state in its ``meta`` table
+  (``state`` ∈ :data:`FINISHED_STATES`: finished, aborted) — only those are archived
+  (faulted ones too on request);
+- **interrupted** when nobody holds it and its state says a controller was driving it or
+  was stopped by a signal (:data:`RESUMABLE_STATES`: a power cut, a crash, a watchdog
+  kill, SIGTERM). ``heatcycler service`` resumes the newest one of its rig at start when
+  the rig's resume policy allows;
+- **faulted** after a safety trip or an instrument failure: a technician decides.
 
 Archived runs live in ``<data_dir>/archive/<run_id>.sqlite.xz`` with a JSON summary
 beside them (``<run_id>.json``), so that listing them needs no decompression.
@@ -28,8 +31,13 @@ from typing import Any
 
 from controller.journal import JournalReader, is_locked, run_paths
 
-#: ``meta.state`` values with which the runner marks a run as over (the runner's contract)
-FINISHED_STATES = frozenset({"completed", "aborted", "failed"})
+#: ``meta.state`` of a run that is over (the runner's FINAL states: it never leaves them)
+FINISHED_STATES = frozenset({"finished", "aborted"})
+#: ``meta.state`` of a run a dead controller left behind: the service may resume it
+#: (``running``/``paused``: it crashed or lost power; ``interrupted``: stopped by a signal)
+RESUMABLE_STATES = frozenset({"running", "paused", "interrupted"})
+#: a safety trip or an instrument failure ended it; only a technician resumes it (--force)
+FAULTED = "faulted"
 ARCHIVE_DIR = "archive"
 ARCHIVE_SUFFIX = ".sqlite.xz"
 
@@ -59,10 +67,19 @@ class RunInfo:
 
     @property
     def interrupted(self) -> bool:
-        return not self.archived and not self.live and not self.finished
+        return not self.archived and not self.live and self.state in RESUMABLE_STATES
+
+    @property
+    def faulted(self) -> bool:
+        return self.state == FAULTED
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "finished": self.finished, "interrupted": self.interrupted}
+        return {
+            **asdict(self),
+            "finished": self.finished,
+            "interrupted": self.interrupted,
+            "faulted": self.faulted,
+        }
 
 
 def rig_of(meta: dict[str, str]) -> str | None:
@@ -179,14 +196,6 @@ def list_runs(data_dir: Path) -> list[RunInfo]:
             info = journal_info(path)
             out[info.run_id] = info
     return [out[k] for k in sorted(out)]
-
-
-def interrupted_runs(data_dir: Path, rig: str | None = None) -> list[RunInfo]:
-    """Interrupted runs (of ``rig``, if given), most recently active first."""
-    runs = [
-        r for r in list_runs(data_dir) if r.interrupted and (rig is None or r.rig in (None, rig))
-    ]
-    return sorted(runs, key=lambda r: (r.last_unix or 0.0, r.run_id), reverse=True)
 
 
 def live_runs(data_dir: Path) -> list[RunInfo]:

@@ -25,13 +25,15 @@ NOW = UNIX0 + 40 * DAY
 
 def _runs(data: Path) -> dict[str, Path]:
     return {
-        "old-done": make_journal(data, "20260101T000000Z-rig-01-done", state="completed"),
+        "old-done": make_journal(data, "20260101T000000Z-rig-01-done", state="finished"),
         "old-aborted": make_journal(data, "20260101T010000Z-rig-01-abrt", state="aborted"),
         "recent-done": make_journal(
-            data, "20260205T000000Z-rig-01-new", state="completed", last_unix=NOW - 2 * DAY
+            data, "20260205T000000Z-rig-01-new", state="finished", last_unix=NOW - 2 * DAY
         ),
         "interrupted": make_journal(data, "20260102T000000Z-rig-01-intr", state="running"),
-        "no-state": make_journal(data, "20260103T000000Z-rig-01-nost", state=None),
+        "signalled": make_journal(data, "20260102T010000Z-rig-01-sig", state="interrupted"),
+        "faulted": make_journal(data, "20260103T000000Z-rig-01-flt", state="faulted"),
+        "no-state": make_journal(data, "20260104T000000Z-rig-01-nost", state=None),
     }
 
 
@@ -49,6 +51,8 @@ def test_only_finished_runs_older_than_the_age_are_archived(tmp_path: Path) -> N
     assert outcomes[runs["old-aborted"].stem].action == "archived"
     assert outcomes[runs["recent-done"].stem].reason.startswith("too recent")
     assert outcomes[runs["interrupted"].stem].reason.startswith("not finished (running)")
+    assert outcomes[runs["signalled"].stem].reason.startswith("not finished (interrupted)")
+    assert outcomes[runs["faulted"].stem].reason.startswith("faulted: resume it (--force)")
     assert outcomes[runs["no-state"].stem].reason.startswith("not finished (no end state)")
     archived = tmp_path / "archive" / f"{runs['old-done'].stem}.sqlite.xz"
     assert archived.exists()
@@ -64,6 +68,9 @@ def test_only_finished_runs_older_than_the_age_are_archived(tmp_path: Path) -> N
     assert again[runs["old-done"].stem].reason == "already archived"
     # nothing changed in any journal
     assert {k: _samples(p) for k, p in runs.items()} == before
+    # faulted runs go only when asked for
+    faulted = archive_run(runs["faulted"], older_than=30 * DAY, now=NOW, include_faulted=True)
+    assert faulted.action == "archived"
 
 
 def test_delete_after_archive_frees_the_space_and_the_run_stays_readable(tmp_path: Path) -> None:
@@ -80,7 +87,7 @@ def test_delete_after_archive_frees_the_space_and_the_run_stays_readable(tmp_pat
     assert not runs["old-done"].with_suffix(".lock").exists()
     (info,) = [r for r in list_runs(tmp_path) if r.run_id == runs["old-done"].stem]
     assert info.archived
-    assert info.state == "completed"
+    assert info.state == "finished"
     assert info.samples == 30
     assert info.rig == "rig-01"
     assert not info.interrupted
@@ -89,11 +96,11 @@ def test_delete_after_archive_frees_the_space_and_the_run_stays_readable(tmp_pat
     # the summary sidecar is what listing reads; without it the archive is opened
     (tmp_path / "archive" / f"{info.run_id}.json").unlink()
     (again,) = [r for r in list_runs(tmp_path) if r.run_id == info.run_id]
-    assert (again.samples, again.state, again.archived) == (30, "completed", True)
+    assert (again.samples, again.state, again.archived) == (30, "finished", True)
 
 
 def test_a_live_run_is_never_archived(tmp_path: Path) -> None:
-    path = make_journal(tmp_path, "20260101T000000Z-rig-01-live", state="completed")
+    path = make_journal(tmp_path, "20260101T000000Z-rig-01-live", state="finished")
     holder = Journal.open(path, threaded=False)
     assert holder.lock()
     try:
@@ -108,7 +115,7 @@ def test_a_live_run_is_never_archived(tmp_path: Path) -> None:
 def test_an_archive_that_does_not_verify_keeps_the_journal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = make_journal(tmp_path, "20260101T000000Z-rig-01-done", state="completed")
+    path = make_journal(tmp_path, "20260101T000000Z-rig-01-done", state="finished")
 
     def bad_compress(journal: Path, target: Path) -> tuple[str, int]:
         digest, size = real_compress(journal, target)
@@ -132,7 +139,7 @@ def test_the_wal_is_folded_in_before_compressing(tmp_path: Path) -> None:
 
     for i in range(1, 201):
         journal.add_sample(Sample(t=float(i), voltage=0.0, current=0.0, unix=UNIX0 + i))
-    journal.set_meta("state", "completed")
+    journal.set_meta("state", "finished")
     journal._commit()  # committed, but (still open) only in the WAL
     assert Path(f"{path}-wal").stat().st_size > 0
     outcome = archive_run(path, delete=False, now=NOW)
@@ -140,7 +147,7 @@ def test_the_wal_is_folded_in_before_compressing(tmp_path: Path) -> None:
     assert outcome.action == "archived"
     with open_run(tmp_path / "archive" / f"{path.stem}.sqlite.xz") as reader:
         assert reader.last_seq() == 200
-        assert reader.meta()["state"] == "completed"
+        assert reader.meta()["state"] == "finished"
 
 
 def test_the_archive_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

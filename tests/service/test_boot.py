@@ -1,10 +1,11 @@
 """What the service does at start: resume the rig's interrupted run per its policy, or idle.
 
-The decision is tested on real journals in a data directory; the runner's resume entry
-point (issue 5, built elsewhere) is stood in for by a function that does what its
-contract says (READY, beats, an end state in the journal), so that what is under test —
-which run, when, and what systemd is told — is real. ``heatcycler service`` itself runs
-as a subprocess on a notify socket with a watchdog, like systemd starts it.
+The decision is tested on real journals in a data directory. The runner's resume entry
+point (issue 5, built elsewhere) is stood in for by a function that keeps its contract —
+synchronous, its own event loop, ``hooks.ready()`` from that loop once the instruments are
+verified, ``hooks.beat()`` per tick, a final state in the journal — so that what is under
+test (which run, when, and what systemd hears) is real. ``heatcycler service`` itself
+runs as a subprocess on a notify socket with a watchdog, as systemd starts it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,11 @@ import pytest
 from servicekit import UNIX0, NotifySocket, make_journal
 
 from controller.journal import Journal
+from controller.problems import UserError
 from controller.rig import RigConfig
 from controller.service import boot
-from controller.service.boot import BootOptions, Decision, decide, serve
+from controller.service.boot import BootOptions, Decision, RunnerHooks, candidates, decide
 from controller.service.clocksync import ClockState
-from controller.service.notify import Service
-from controller.service.runs import interrupted_runs
 
 SYNCED = ClockState(True, "test")
 UNSYNCED = ClockState(False, "test", detail="STA_UNSYNC")
@@ -46,15 +47,16 @@ def rig(data_dir: Path, **resume: Any) -> RigConfig:
 
 
 def _decide(data_dir: Path, now: float, clock: ClockState = SYNCED, **resume: Any) -> Decision:
-    config = rig(data_dir, **resume)
-    return decide(config, interrupted_runs(data_dir, "rig-01"), now=now, clock=clock)
+    interrupted, faulted = candidates(data_dir, "rig-01")
+    return decide(rig(data_dir, **resume), interrupted, now=now, clock=clock, faulted=faulted)
 
 
 # ------------------------------------------------------------------- the decision
 
 
 def test_nothing_interrupted_means_idle(tmp_path: Path) -> None:
-    make_journal(tmp_path, "20260101T000000Z-rig-01-done", state="completed")
+    make_journal(tmp_path, "20260101T000000Z-rig-01-done", state="finished")
+    make_journal(tmp_path, "20251231T000000Z-rig-01-old", state="aborted", last_unix=UNIX0)
     make_journal(tmp_path, "20260101T000000Z-rig-02-S1", rig="rig-02")  # another rig's
     d = _decide(tmp_path, UNIX0 + 3700)
     assert (d.action, d.reason) == ("idle", "no interrupted run")
@@ -105,9 +107,8 @@ def test_an_unsynchronised_or_backward_clock_does_not_guess_the_outage(tmp_path:
     d = _decide(tmp_path, UNIX0 + 1800)
     assert d.action == "idle"
     assert "behind the journal" in d.reason
-    config = rig(tmp_path)
-    candidates = interrupted_runs(tmp_path, "rig-01")
-    trusted = decide(config, candidates, now=UNIX0 + 3660, clock=UNSYNCED, trust_clock=True)
+    interrupted, _ = candidates(tmp_path, "rig-01")
+    trusted = decide(rig(tmp_path), interrupted, now=UNIX0 + 3660, clock=UNSYNCED, trust_clock=True)
     assert trusted.action == "resume"
 
 
@@ -122,34 +123,61 @@ def test_a_live_run_is_never_taken(tmp_path: Path) -> None:
     assert _decide(tmp_path, UNIX0 + 3660).action == "resume"
 
 
+def test_signalled_and_paused_runs_resume_but_a_faulted_one_waits_for_a_human(
+    tmp_path: Path,
+) -> None:
+    make_journal(tmp_path, "20260101T000000Z-rig-01-S7", state="interrupted")
+    assert _decide(tmp_path, UNIX0 + 3660).action == "resume"
+    make_journal(tmp_path, "20260101T010000Z-rig-01-S8", state="paused", last_unix=UNIX0 + 3500)
+    d = _decide(tmp_path, UNIX0 + 3660)
+    assert d.run is not None
+    assert d.run.run_id == "20260101T000000Z-rig-01-S7"  # the latest activity, not the id
+    faulted = tmp_path / "f"
+    faulted.mkdir()
+    make_journal(faulted, "20260101T000000Z-rig-01-S9", state="faulted")
+    d = _decide(faulted, UNIX0 + 3660)
+    assert d.action == "idle"
+    assert "faulted: fix the cause, then `heatcycler resume --force" in d.reason
+
+
 # ------------------------------------------------------------ the service's life
 
 
 class FakeRunner:
-    """Stands in for ``controller.runner.resume_run``, keeping its contract."""
+    """Stands in for ``controller.runner.resume.resume_run``, keeping its contract."""
 
-    def __init__(self, finish: bool = True, code: int = 0) -> None:
-        self.calls: list[tuple[Path, str, Service, str | None]] = []
-        self.finish = finish
+    def __init__(self, end_state: str = "finished", code: int = 0) -> None:
+        self.calls: list[tuple[Path, str, str | None]] = []
+        self.end_state = end_state
         self.code = code
+        self.refuse: str | None = None
 
-    async def __call__(
-        self, journal: Path, rig: RigConfig, *, service: Service, mqtt_url: str | None
-    ) -> int:
-        self.calls.append((journal, rig.rig, service, mqtt_url))
-        service.ready(f"running {journal.stem}")
-        for _ in range(3):
-            service.beat()
-            await asyncio.sleep(0.01)
-        if self.finish:
-            j = Journal.open(journal, threaded=False)
-            j.set_meta("state", "completed")
-            j.close()
-        service.stopping("run over")
-        return self.code
+    def __call__(self, path: Path, rig: RigConfig, *, mqtt: str | None, hooks: RunnerHooks) -> Any:
+        self.calls.append((path, rig.rig, mqtt))
+        if self.refuse:
+            raise UserError(self.refuse, "fix it")
+
+        async def session() -> None:  # the runner's own loop
+            hooks.ready()
+            for _ in range(20):
+                hooks.beat()
+                await asyncio.sleep(0.02)
+            hooks.status("step 1/1 rest completed")
+            hooks.stopping("safe state")
+
+        asyncio.run(session())
+        j = Journal.open(path, threaded=False)
+        j.set_meta("state", self.end_state)
+        j.close()
+
+        class Outcome:
+            exit_code = self.code
+            reason = "protocol completed" if self.end_state == "finished" else "SIGTERM"
+
+        return Outcome()
 
 
-async def _serve(
+def _serve(
     data_dir: Path,
     ns: NotifySocket,
     runner: FakeRunner | None,
@@ -157,87 +185,113 @@ async def _serve(
     now: float,
     clock: ClockState = SYNCED,
     options: BootOptions | None = None,
-) -> tuple[int, asyncio.Event]:
-    service = Service.from_env(environ={"NOTIFY_SOCKET": ns.address, "WATCHDOG_USEC": "200000"})
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        serve(
-            rig(data_dir),
-            service,
-            options=options or BootOptions(sync_timeout=0.2),
-            clock_reader=lambda: clock,
-            stop=stop,
-            resume=runner,
-            now=lambda: now,
-            signals=False,
+) -> int:
+    """Run the service in a thread as systemd would (notify socket, 0.2 s watchdog); stop
+    it once it idles (a test's stand-in for SIGTERM)."""
+    stop = threading.Event()
+    result: list[int] = []
+
+    def target() -> None:
+        result.append(
+            boot.run_service(
+                rig(data_dir),
+                options=options or BootOptions(sync_timeout=0.3),
+                clock_reader=lambda: clock,
+                resume=runner,
+                environ={"NOTIFY_SOCKET": ns.address, "WATCHDOG_USEC": "200000"},
+                now=lambda: now,
+                stop=stop,
+                signals=False,
+            )
         )
-    )
-    for _ in range(500):
-        if task.done() or (service.last_status and service.last_status.startswith("idle")):
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    end = time.monotonic() + 20
+    while thread.is_alive() and time.monotonic() < end:
+        if any(t.startswith("READY=1\nSTATUS=idle") for t in ns.texts()):
+            time.sleep(0.3)  # a few watchdog periods while idle
             break
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.3)  # a few watchdog periods while idle
+        time.sleep(0.01)
     stop.set()
-    return await asyncio.wait_for(task, 5), stop
+    thread.join(10)
+    assert not thread.is_alive()
+    time.sleep(0.05)
+    return result[0]
 
 
-async def test_idle_service_is_ready_feeds_the_watchdog_and_stops(
+def test_idle_service_is_ready_feeds_the_watchdog_and_stops(
     tmp_path: Path, notify_socket: NotifySocket
 ) -> None:
-    code, _ = await _serve(tmp_path, notify_socket, FakeRunner(), now=UNIX0)
-    assert code == 0
+    assert _serve(tmp_path, notify_socket, FakeRunner(), now=UNIX0) == 0
     texts = notify_socket.texts()
     assert "READY=1\nSTATUS=idle: no interrupted run" in texts
     assert texts.count("WATCHDOG=1") >= 2
     assert texts[-1] == "STOPPING=1\nSTATUS=stopping (idle)"
 
 
-async def test_the_service_resumes_through_the_runner_then_idles(
+def test_the_service_resumes_through_the_runner_then_idles(
     tmp_path: Path, notify_socket: NotifySocket
 ) -> None:
     path = make_journal(tmp_path, "20260101T000000Z-rig-01-S7", last_unix=UNIX0 + 3600)
     runner = FakeRunner()
-    code, _ = await _serve(tmp_path, notify_socket, runner, now=UNIX0 + 3700)
-    assert code == 0
-    ((journal, rig_id, _service, mqtt),) = runner.calls
-    assert (journal, rig_id, mqtt) == (path, "rig-01", None)
+    assert _serve(tmp_path, notify_socket, runner, now=UNIX0 + 3700) == 0
+    assert runner.calls == [(path, "rig-01", None)]
     texts = notify_socket.texts()
-    assert texts.index("STATUS=resuming 20260101T000000Z-rig-01-S7") < texts.index(
-        "READY=1\nSTATUS=running 20260101T000000Z-rig-01-S7"
+    resuming = texts.index("STATUS=resuming 20260101T000000Z-rig-01-S7")
+    ready = next(i for i, t in enumerate(texts) if t.startswith("READY=1\nSTATUS=running"))
+    assert resuming < ready
+    assert "(resumed: run 20260101T000000Z-rig-01-S7 was interrupted 1 min 40 s ago" in texts[ready]
+    # the runner's loop fed the watchdog: pings between its READY and the idle READY
+    idle = texts.index(
+        "READY=1\nSTATUS=idle: run 20260101T000000Z-rig-01-S7 ended (finished): protocol completed"
     )
-    assert "READY=1\nSTATUS=idle: run 20260101T000000Z-rig-01-S7 ended (completed)" in texts
+    assert "WATCHDOG=1" in texts[ready:idle]
+    assert texts.index("STATUS=step 1/1 rest completed") < idle
+    assert "STOPPING=1\nSTATUS=safe state" in texts[ready:idle]
 
 
-async def test_a_resumed_run_that_stops_unfinished_ends_the_process_with_its_code(
+def test_a_resumed_run_that_stops_unfinished_ends_the_process_with_its_code(
     tmp_path: Path, notify_socket: NotifySocket
 ) -> None:
     make_journal(tmp_path, "20260101T000000Z-rig-01-S7", last_unix=UNIX0 + 3600)
-    runner = FakeRunner(finish=False, code=3)
-    code, _ = await _serve(tmp_path, notify_socket, runner, now=UNIX0 + 3700)
-    assert code == 3  # systemd's Restart=on-failure and the start limits take it from here
+    runner = FakeRunner(end_state="interrupted", code=130)
+    # systemd's Restart=on-failure and the start limits take it from here
+    assert _serve(tmp_path, notify_socket, runner, now=UNIX0 + 3700) == 130
     assert not any(t.startswith("READY=1\nSTATUS=idle") for t in notify_socket.texts())
 
 
-async def test_the_service_waits_for_the_clock_before_judging_the_outage(
+def test_a_run_the_runner_refuses_leaves_the_service_idle_with_the_reason(
     tmp_path: Path, notify_socket: NotifySocket
 ) -> None:
     make_journal(tmp_path, "20260101T000000Z-rig-01-S7", last_unix=UNIX0 + 3600)
     runner = FakeRunner()
-    code, _ = await _serve(tmp_path, notify_socket, runner, now=UNIX0 + 3700, clock=UNSYNCED)
-    assert code == 0
+    runner.refuse = "the protocol no longer validates against this rig"
+    assert _serve(tmp_path, notify_socket, runner, now=UNIX0 + 3700) == 0
+    assert (
+        "READY=1\nSTATUS=idle: run 20260101T000000Z-rig-01-S7 not resumed: the protocol no "
+        "longer validates against this rig" in notify_socket.texts()
+    )
+
+
+def test_the_service_waits_for_the_clock_before_judging_the_outage(
+    tmp_path: Path, notify_socket: NotifySocket
+) -> None:
+    make_journal(tmp_path, "20260101T000000Z-rig-01-S7", last_unix=UNIX0 + 3600)
+    runner = FakeRunner()
+    assert _serve(tmp_path, notify_socket, runner, now=UNIX0 + 3700, clock=UNSYNCED) == 0
     assert runner.calls == []
     texts = notify_socket.texts()
     assert any(t.startswith("STATUS=waiting up to") for t in texts)
     assert any("the clock is not synchronised" in t for t in texts if t.startswith("READY=1"))
 
 
-async def test_without_a_runner_the_service_says_so_and_idles(
+def test_without_a_runner_the_service_says_so_and_idles(
     tmp_path: Path, notify_socket: NotifySocket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(boot, "RUNNER_MODULE", "controller.no_such_runner")
     make_journal(tmp_path, "20260101T000000Z-rig-01-S7", last_unix=UNIX0 + 3600)
-    code, _ = await _serve(tmp_path, notify_socket, None, now=UNIX0 + 3700)
-    assert code == 0
+    assert _serve(tmp_path, notify_socket, None, now=UNIX0 + 3700) == 0
     assert (
         "READY=1\nSTATUS=idle: cannot resume 20260101T000000Z-rig-01-S7: no runner in this build"
         in notify_socket.texts()
