@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "autotune": ("controller.commands.autotune", "tune the heater's PID gains (relay experiment)"),
     "watch": ("controller.commands.watch", "watch rigs live over MQTT (status, samples, events)"),
     "detect": ("controller.commands.detect", "find shorts and voltage limits in a recorded CSV"),
+    "doctor": ("controller.commands.doctor", "check the rig is fit to run unattended; a fix each"),
+    "archive": ("controller.commands.archive", "compress finished runs (xz); list runs"),
+    "service": ("controller.commands.service", "systemd entry: resume an interrupted run or idle"),
 }
 
 

@@ -29,8 +29,9 @@ from drivers.worker import GUARD, WorkerTransport
 RESYNC_MAX_LINES = 100
 
 _USB_HINT = (
-    "pyvisa-py needs pyusb (and a udev rule giving this user the device) for USB "
-    "resources; or set smu.visa_backend: '@ivi' to use a vendor VISA library, or use the "
+    "pyvisa-py needs pyusb and the system's libusb (apt install libusb-1.0-0), and a udev "
+    "rule giving this user the device (deploy/99-heatcycler.rules), for USB resources; "
+    "or set smu.visa_backend: '@ivi' to use a vendor VISA library, or use the "
     "instrument's LAN port: TCPIP::<address>::5025::SOCKET"
 )
 
@@ -149,7 +150,13 @@ class VisaTransport(WorkerTransport):
                 self.resource, open_timeout=self.open_kwargs["timeout"], **self.open_kwargs
             )
         except ValueError as exc:  # pyvisa-py without pyusb says so with a ValueError
-            hint = _USB_HINT if "usb" in str(exc).lower() else "check smu.resource"
+            if "no device" in str(exc).lower() and self.resource.upper().startswith("USB"):
+                hint = (
+                    "is the SMU connected by USB, switched on, and readable by this user "
+                    "(deploy/99-heatcycler.rules)? check the serial number in smu.resource"
+                )
+            else:
+                hint = _USB_HINT if "usb" in str(exc).lower() else "check smu.resource"
             raise InstrumentError(f"{self.name}: cannot open: {exc}", hint) from exc
         except pyvisa.errors.VisaIOError as exc:
             raise LinkLost(
