@@ -43,6 +43,23 @@ def frame(payload: str) -> bytes:
     return data + b"*" + f"{crc16(data):04X}".encode("ascii")
 
 
+#: framed replies that recur (``OK DUTY 100 3000``, ``ID …``, errors); a ``T`` reply
+#: changes with every conversion and is framed afresh
+_FRAMED: dict[str, bytes] = {}
+#: payloads of request lines with a good crc (a pure function of the line)
+_UNFRAMED: dict[bytes, str] = {}
+_CACHE_MAX = 4096
+
+
+def _frame_cached(payload: str) -> bytes:
+    framed = _FRAMED.get(payload)
+    if framed is None:
+        framed = frame(payload)
+        if len(_FRAMED) < _CACHE_MAX:
+            _FRAMED[payload] = framed
+    return framed
+
+
 def unframe(line: bytes) -> str | None:
     """The payload of a framed line, or None if the crc is missing or wrong."""
     payload, star, crc = line.rpartition(b"*")
@@ -152,11 +169,20 @@ class HeaterBoardFirmware:
         if len(line) > MAX_LINE:
             self._corrupt()
             return frame("ERR LONG")
-        payload = unframe(line)
+        payload = _UNFRAMED.get(line)
         if payload is None:
-            self._corrupt()
-            return frame("ERR CHECKSUM")
-        return frame(self._request(payload))
+            payload = unframe(line)
+            if payload is None:
+                self._corrupt()
+                return frame("ERR CHECKSUM")
+            if len(_UNFRAMED) < _CACHE_MAX:
+                _UNFRAMED[line] = payload
+        if payload == "T?":  # the one request whose reply is new every time
+            return frame(self._temperature())
+        reply = self._request(payload)
+        if reply.startswith("STATUS"):  # carries the uptime: new every time
+            return frame(reply)
+        return _frame_cached(reply)
 
     def _corrupt(self) -> None:
         now = self.bench.time
@@ -185,10 +211,11 @@ class HeaterBoardFirmware:
         return f"ERR UNKNOWN {word[:16]}"
 
     def _temperature(self) -> str:
-        r = self.bench.thermocouple()
+        temperature, cold_junction, faults, counter = self.bench.thermocouple()
+        hot = "nan" if temperature != temperature else f"{temperature:.2f}"  # NaN: a fault
         return (
-            f"T {_fmt(r.temperature)} {_fmt(r.cold_junction, 4)} {r.faults:02X} "
-            f"{r.counter % COUNTER_WRAP} {round(self.output_duty() * 1000)}"
+            f"T {hot} {_fmt(cold_junction, 4)} {faults:02X} "
+            f"{counter % COUNTER_WRAP} {round(self.output_duty() * 1000)}"
         )
 
     def _status(self) -> str:
@@ -200,7 +227,7 @@ class HeaterBoardFirmware:
         )
 
     def _duty(self, args: list[str]) -> str:
-        if len(args) != 2 or not all(a.isdigit() for a in args):
+        if len(args) != 2 or not (args[0].isdigit() and args[1].isdigit()):
             return "ERR ARG"
         permille, ttl_ms = int(args[0]), int(args[1])
         if not (0 <= permille <= 1000 and TTL_MIN_MS <= ttl_ms <= TTL_MAX_MS):

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from firmware_sim.cell_params import FARADAY, R_GAS, Electrolyte, electrolyte
+from firmware_sim.cell_params import FARADAY, KELVIN, R_GAS, Arrhenius, Electrolyte, electrolyte
 from firmware_sim.physics import CellPhysics, CellSpec
 
 CELL_TYPES = ("symmetric", "anode_free", "blocking")
@@ -70,21 +70,58 @@ class CellEvent:
     tau: float = 0.0  # soft: recovery time constant, s
 
 
-@dataclass(frozen=True, slots=True)
 class _Rates:
-    """Temperature-dependent quantities, recomputed only when the temperature changes."""
+    """Temperature-dependent quantities, recomputed only when the temperature changes.
 
-    temperature: float
-    asr_bulk: float  # ohm cm²
-    asr_int: float  # ohm cm², one interface
-    j0: float  # A/cm²
-    bv: float  # V, 2RT/F
-    g_electronic: float  # S, whole cell
-    threshold: float  # A/cm²
-    healing: float  # 1/s
-    creep: float  # A/cm²
-    r_blocking: float  # ohm, ionic path of a blocking cell
-    c_blocking: float  # F
+    A plain slotted class, not a frozen dataclass: it is rebuilt at every new temperature
+    (twice per simulated second in a polled campaign) and a frozen dataclass costs a
+    ``object.__setattr__`` per field."""
+
+    __slots__ = (
+        "asr_bulk",  # ohm cm²
+        "asr_int",  # ohm cm², one interface
+        "bv",  # V, 2RT/F
+        "c_blocking",  # F
+        "creep",  # A/cm²
+        "g_electronic",  # S, whole cell
+        "healing",  # 1/s
+        "j0",  # A/cm²
+        "r_blocking",  # ohm, ionic path of a blocking cell
+        "temperature",
+        "threshold",  # A/cm²
+    )
+
+    def __init__(
+        self,
+        temperature: float,
+        asr_bulk: float,
+        asr_int: float,
+        j0: float,
+        bv: float,
+        g_electronic: float,
+        threshold: float,
+        healing: float,
+        creep: float,
+        r_blocking: float,
+        c_blocking: float,
+    ) -> None:
+        self.temperature = temperature
+        self.asr_bulk = asr_bulk
+        self.asr_int = asr_int
+        self.j0 = j0
+        self.bv = bv
+        self.g_electronic = g_electronic
+        self.threshold = threshold
+        self.healing = healing
+        self.creep = creep
+        self.r_blocking = r_blocking
+        self.c_blocking = c_blocking
+
+
+def _law(law: Arrhenius) -> tuple[float, float, float]:
+    """(value, 1/T_at, -Ea/R): ``Arrhenius.__call__`` with its constants folded, giving the
+    same floating-point result bit for bit (same operations in the same order)."""
+    return law.value, 1.0 / (law.at_c + KELVIN), -law.ea_kj * 1e3 / R_GAS
 
 
 @dataclass(slots=True)
@@ -172,6 +209,33 @@ class Cell:
         self._last_current = 0.0
         self.events: list[CellEvent] = []
         self._rates_cache: _Rates | None = None
+        # the temperature laws with their constants folded (``_rates``), and the constants
+        # of the hot paths, looked up once
+        self._laws = tuple(
+            _law(law)
+            for law in (
+                p.sigma,
+                p.interface_conductance,
+                p.exchange_current,
+                p.sigma_electronic,
+                p.chemical_diffusivity,
+                p.threshold_kinetic,
+                p.healing,
+                p.creep,
+            )
+        )
+        self._transition = p.transition
+        self._law_low = _law(p.transition.low_phase_sigma) if p.transition else None
+        self._length_sq = self._length**2
+        self._quiet1 = p.plateau1_v - 14 * _PLATEAU_WIDTH
+        self._quiet2 = p.plateau2_v - 14 * _TAFEL_SLOPE
+        self._symmetric = not (self._blocking or self._anode_free)
+        # The last voltage()/current_for() answer: (argument, temperature, result, rates).
+        # Both are pure functions of the state, which only advance() and inject_short()
+        # change (they clear these), so asking again at the same point costs nothing:
+        # the rig asks for the operating point at each physics step and at each reading.
+        self._v_memo: tuple[float, float, float, _Rates] | None = None
+        self._i_memo: tuple[float, float, float, _Rates] | None = None
 
     # ------------------------------------------------------------------ properties
 
@@ -208,6 +272,7 @@ class Cell:
         self._last_current = current
         if dt == 0:
             return
+        self._v_memo = self._i_memo = None
         end = self.time + dt
         if self._hard:
             self.time = end
@@ -222,6 +287,17 @@ class Cell:
         self.time = end
 
     def voltage(self, current: float, temperature: float) -> float:
+        memo = self._v_memo
+        if memo is not None and memo[0] == current and memo[1] == temperature:
+            self._rates_cache = memo[3]  # as if computed again: the same rates object
+            return memo[2]
+        v = self._voltage(current, temperature)
+        rates = self._rates_cache
+        assert rates is not None
+        self._v_memo = (current, temperature, v, rates)
+        return v
+
+    def _voltage(self, current: float, temperature: float) -> float:
         rates = self._rates(temperature)
         shunt = self._shunt()
         if shunt * self._small_signal_resistance(rates) < 1e-6:
@@ -237,8 +313,19 @@ class Cell:
         return _solve_increasing(residual, -bound, bound, 1e-12 * (1.0 + bound))
 
     def current_for(self, voltage: float, temperature: float) -> float:
+        memo = self._i_memo
+        if memo is not None and memo[0] == voltage and memo[1] == temperature:
+            self._rates_cache = memo[3]
+            return memo[2]
         if not math.isfinite(voltage):
             raise CellError(f"current_for needs a finite voltage, got {voltage!r}")
+        current = self._current_for(voltage, temperature)
+        rates = self._rates_cache
+        assert rates is not None
+        self._i_memo = (voltage, temperature, current, rates)
+        return current
+
+    def _current_for(self, voltage: float, temperature: float) -> float:
         rates = self._rates(temperature)
         drive = self._ocv() - voltage  # = sign(j)·Ψ(|j|)
         ionic = 0.0
@@ -261,6 +348,7 @@ class Cell:
         return self.voltage(0.0, temperature)
 
     def inject_short(self, kind: str) -> None:
+        self._v_memo = self._i_memo = None
         if kind == "hard":
             self._short_now()
         elif kind == "soft":
@@ -280,23 +368,48 @@ class Cell:
         cached = self._rates_cache
         if cached is not None and cached.temperature == temperature:
             return cached
+        # Every law is Arrhenius.__call__ inlined with its constants folded, and the
+        # conductivity is Electrolyte.ionic_conductivity inlined: the same operations in
+        # the same order, so the same bits, at a fraction of the cost.
+        exp = math.exp
+        inv = 1.0 / (temperature + KELVIN)
+        (
+            (sv, si, sc),
+            (iv, ii, ic),
+            (ev, ei, ec),
+            (gv, gi, gc),
+            (dv, di, dc),
+            (tv, ti, tc),
+            (hv, hi, hc),
+            (cv, ci, cc),
+        ) = self._laws
+        sigma = sv * exp(sc * (inv - si))
+        transition = self._transition
+        if transition is not None:
+            z = (temperature - transition.midpoint_c) / transition.width_k
+            x = 1.0 if z > 40.0 else 0.0 if z < -40.0 else 1.0 / (1.0 + exp(-z))
+            if x < 1.0:
+                lv, li, lc = self._law_low  # type: ignore[misc]
+                low = lv * exp(lc * (inv - li))
+                sigma = exp(x * math.log(sigma) + (1.0 - x) * math.log(low))
         p = self.params
-        kelvin = temperature + 273.15
-        tau = self._length**2 / (math.pi**2 * p.chemical_diffusivity(temperature))
-        asr_bulk = self._length / self.conductivity(temperature)
-        r_blocking = (asr_bulk + 2 * p.asr_blocking) / self._area
+        length, area = self._length, self._area
+        tau = self._length_sq / (math.pi**2 * (dv * exp(dc * (inv - di))))
+        asr_bulk = length / (sigma * self._sigma_factor)
+        r_blocking = (asr_bulk + 2 * p.asr_blocking) / area
+        kinetic = tv * exp(tc * (inv - ti))
         rates = _Rates(
-            temperature=temperature,
-            asr_bulk=asr_bulk,
-            asr_int=1.0 / p.interface_conductance(temperature),
-            j0=p.exchange_current(temperature),
-            bv=2 * R_GAS * kelvin / FARADAY,
-            g_electronic=p.sigma_electronic(temperature) * self._area / self._length,
-            threshold=p.threshold(temperature) * self._threshold_factor,
-            healing=p.healing(temperature),
-            creep=p.creep(temperature),
-            r_blocking=r_blocking,
-            c_blocking=tau / r_blocking,
+            temperature,
+            asr_bulk,
+            1.0 / (iv * exp(ic * (inv - ii))),
+            ev * exp(ec * (inv - ei)),
+            2 * R_GAS * (temperature + 273.15) / FARADAY,
+            gv * exp(gc * (inv - gi)) * area / length,
+            1.0 / (1.0 / kinetic + 1.0 / p.threshold_ceiling) * self._threshold_factor,
+            hv * exp(hc * (inv - hi)),
+            cv * exp(cc * (inv - ci)),
+            r_blocking,
+            tau / r_blocking,
         )
         self._rates_cache = rates
         return rates
@@ -326,9 +439,25 @@ class Cell:
             return 0.0
         if self._blocking:
             return jabs * (rates.asr_bulk + 2 * self.params.asr_blocking)
-        plating = jabs * rates.asr_int + rates.bv * _asinh(jabs / (2 * rates.j0))
+        asr, bv, j0 = rates.asr_int, rates.bv, rates.j0
+        plating = jabs * asr + bv * math.asinh(jabs / (2 * j0))
         stripped = CE if direction > 0 else WE
-        return jabs * rates.asr_bulk + plating + self._strip(jabs, stripped, rates)[0]
+        return jabs * rates.asr_bulk + plating + self._strip_fast(jabs, stripped, rates)[0]
+
+    def _strip_fast(self, jabs: float, electrode: int, rates: _Rates) -> tuple[float, float]:
+        """``_strip``, with its common case (a lithium electrode far from its oxidation
+        plateaus) inlined: the same arithmetic as ``_strip``'s early return."""
+        if self._symmetric:
+            v = self._voids[electrode] / self.params.void_scale
+            a = 1.0 / ((1.0 + v) * (1.0 + v))
+            p = self.params
+            plateau1_rate = p.plateau1_rate * self._oxidisable[electrode] / p.plateau1_charge
+            if a > 0.0:
+                y = jabs / a
+                full = y * rates.asr_int + rates.bv * math.asinh(y / (2 * rates.j0))
+                if (plateau1_rate <= 0.0 or full < self._quiet1) and full < self._quiet2:
+                    return full, jabs
+        return self._strip(jabs, electrode, rates)
 
     def _strip(self, jabs: float, electrode: int, rates: _Rates) -> tuple[float, float]:
         """(overpotential V, part of |j| carried by lithium) at the stripped electrode.
@@ -428,7 +557,7 @@ class Cell:
         side_current = 0.0
         lithium_current = jabs
         if jabs > 0.0 and not self._blocking:
-            _, lithium_current = self._strip(jabs, stripped, rates)
+            _, lithium_current = self._strip_fast(jabs, stripped, rates)
             side_current = jabs - lithium_current
             if side_current > 0.0 and self._is_lithium(stripped):
                 h = min(h, 0.05 * p.plateau1_charge / side_current)

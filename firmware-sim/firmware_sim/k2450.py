@@ -29,7 +29,7 @@ import time as _time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from firmware_sim.physics import CellPhysics
 from firmware_sim.scpi import (
@@ -160,9 +160,9 @@ class OperatingPoint:
     relay_closed: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One buffer entry."""
+class Reading(NamedTuple):
+    """One buffer entry (immutable; a named tuple because one is made per measurement,
+    and a frozen dataclass costs five times as much to build)."""
 
     value: float
     source: float
@@ -184,9 +184,10 @@ class ReadingBuffer:
     def add(self, reading: Reading) -> None:
         if self.origin is None:
             self.origin = reading.time
-        self.readings.append(reading)
-        while len(self.readings) > self.capacity:
-            self.readings.popleft()
+        readings = self.readings
+        readings.append(reading)
+        while len(readings) > self.capacity:
+            readings.popleft()
 
     def clear(self) -> None:
         self.readings.clear()
@@ -194,6 +195,15 @@ class ReadingBuffer:
 
 
 _ELEMENT_LISTS: dict[tuple[Param, ...], list[str]] = {}
+#: what ``parse`` makes of a request line (a pure function of its bytes): the same few
+#: lines come millions of times in a campaign
+_PARSED: dict[bytes, tuple[Command | ScpiError, ...]] = {}
+_PARSED_MAX = 4096
+_UNITS = {"VOLTage": "Volt DC", "CURRent": "Amp DC", "RESistance": "Ohm"}
+#: format specs of ``number`` by significant digits (``:FORM:ASC:PREC``; 0 means 7)
+_NUMBER_SPECS = {digits: f".{digits - 1}E" for digits in range(1, 18)}
+#: elements that need the reading's date and time
+_CLOCK_ELEMENTS = frozenset({"SEConds", "FRACtional", "DATE", "TIME", "TSTamp"})
 
 
 def _range_for(value: float, ranges: tuple[float, ...]) -> float:
@@ -237,6 +247,9 @@ class Keithley2450:
         self.pending_language = language
         self.lead_resistance = lead_resistance
         self._rng = random.Random(seed)
+        #: ``:READ?`` commands seen (by identity: the parse cache hands out the same
+        #: objects) with their element names
+        self._read_plans: dict[int, tuple[Command, list[str]]] = {}
         self.errors: deque[tuple[int, str, float]] = deque()
         self._tree = self._build_tree()
         self.reset()
@@ -289,6 +302,12 @@ class Keithley2450:
 
     def operating_point(self) -> OperatingPoint:
         """The source against the cell, now (after the rig advanced the physics)."""
+        v, i, limited, relay = self._point()
+        return OperatingPoint(v, i, limited, self.polarity * i, relay)
+
+    def _point(self) -> tuple[float, float, bool, bool]:
+        """``operating_point`` as a plain tuple (voltage, current, limited, relay closed):
+        the rig asks for it at every physics step."""
         t = self.terminals
         cell = _Terminal(t.cell, self.polarity)
         cell_wired = t.connected and self.terminal_select == "FRONt"
@@ -306,7 +325,7 @@ class Keithley2450:
         else:
             v, i, limited = self._output_on_point(cell, temperature)
             relay = True
-        return OperatingPoint(v, i, limited, self.polarity * i, relay)
+        return v, i, limited, relay
 
     def _vlim(self, vlim: float) -> float:
         return vlim if self.protection is None else min(vlim, float(self.protection))
@@ -371,7 +390,7 @@ class Keithley2450:
     def cell_current(self) -> float:
         """What flows through the cell now, in the cell's convention (+ plates the working
         electrode): the rig integrates the cell with it."""
-        return self.operating_point().cell_current
+        return self.polarity * self._point()[1]
 
     # ----------------------------------------------------------- measuring
 
@@ -384,15 +403,15 @@ class Keithley2450:
         step = RESOLUTION[kind] * rng
         return round(noisy / step) * step
 
-    def _sense(self, function: str, op: OperatingPoint) -> float:
+    def _sense(self, function: str, voltage: float, current: float) -> float:
         s = self.senses[function]
         if function == "RESistance":
-            v = self._sense_value("VOLTage", op.voltage, s)
-            i = self._sense_value("CURRent", op.current, s)
+            v = self._sense_value("VOLTage", voltage, s)
+            i = self._sense_value("CURRent", current, s)
             if i == 0 or abs(i) >= OVERFLOW or abs(v) >= OVERFLOW:
                 return OVERFLOW
             return v / i
-        value = op.voltage if function == "VOLTage" else op.current
+        value = voltage if function == "VOLTage" else current
         return self._sense_value(function, value, s)
 
     def _sense_value(self, function: str, value: float, s: SenseSettings) -> float:
@@ -406,57 +425,58 @@ class Keithley2450:
 
     def measure(self) -> Reading:
         """One source-measure cycle at the present instant."""
-        op = self.operating_point()
-        value = self._sense(self.sense_function, op)
+        voltage, current, limited, _ = self._point()
+        sense_function = self.sense_function
+        value = self._sense(sense_function, voltage, current)
         src = self.sources[self.source_function]
         kind = "I" if self.source_function == "CURRent" else "V"
         programmed = src.level
         if not self.output:
             source = 0.0 if src.offmode == "HIMPedance" else programmed
         elif src.readback:
-            actual = op.current if kind == "I" else op.voltage
+            actual = current if kind == "I" else voltage
             source = self._digitize(actual, kind, src.range, self.senses["VOLTage"].nplc)
         else:
             source = programmed
         source_status = STAT_READBACK if src.readback else 0
         if self.output:
             source_status |= STAT_OUTPUT
-            if self.senses[self.sense_function].rsense:
+            if self.senses[sense_function].rsense:
                 source_status |= STAT_SENSE
-            if op.limited:
+            if limited:
                 source_status |= STAT_LIMIT
         status = STAT_QUESTIONABLE if abs(value) >= OVERFLOW else 0
         t = self.terminals
         return Reading(
-            value=value,
-            source=source,
-            time=t.time,
-            unix=t.unix(),
-            unit={"VOLTage": "Volt DC", "CURRent": "Amp DC", "RESistance": "Ohm"}[
-                self.sense_function
-            ],
-            source_unit="Amp DC" if kind == "I" else "Volt DC",
-            status=status,
-            source_status=source_status,
+            value,
+            source,
+            t.time,
+            t.unix(),
+            _UNITS[sense_function],
+            "Amp DC" if kind == "I" else "Volt DC",
+            status,
+            source_status,
         )
 
     # ----------------------------------------------------------- formatting
 
     def number(self, value: float) -> str:
         digits = self.precision or 7
-        return f"{value:.{digits - 1}E}"
+        return format(value, _NUMBER_SPECS[digits] if digits < 18 else f".{digits - 1}E")
 
     def _element(self, name: str, reading: Reading, buffer: ReadingBuffer) -> str:
-        origin = buffer.origin if buffer.origin is not None else reading.time
-        seconds = math.floor(reading.unix)
-        frac = reading.unix - seconds
-        stamp = _time.gmtime(seconds)
         if name == "READing":
             return self.number(reading.value)
         if name == "SOURce":
             return self.number(reading.source)
         if name == "RELative":
+            origin = buffer.origin if buffer.origin is not None else reading.time
             return self.number(reading.time - origin)
+        if name not in _CLOCK_ELEMENTS:
+            return self._other_element(name, reading)
+        seconds = math.floor(reading.unix)
+        frac = reading.unix - seconds
+        stamp = _time.gmtime(seconds)
         if name == "SEConds":
             return str(seconds)
         if name == "FRACtional":
@@ -465,8 +485,9 @@ class Keithley2450:
             return _time.strftime("%m/%d/%Y", stamp)
         if name == "TIME":
             return _time.strftime("%H:%M:%S", stamp) + f"{frac:.9f}"[1:]
-        if name == "TSTamp":
-            return _time.strftime("%m/%d/%Y %H:%M:%S", stamp) + f"{frac:.9f}"[1:]
+        return _time.strftime("%m/%d/%Y %H:%M:%S", stamp) + f"{frac:.9f}"[1:]  # TSTamp
+
+    def _other_element(self, name: str, reading: Reading) -> str:
         if name == "UNIT":
             return reading.unit
         if name == "SOURUNIT":
@@ -494,6 +515,9 @@ class Keithley2450:
         if param is None:
             return self.buffers["defbuffer1"]
         name = param.string()
+        buffer = self.buffers.get(name)  # the buffers' names differ even in lower case
+        if buffer is not None:
+            return buffer
         for key, buffer in self.buffers.items():
             if key.lower() == name.lower():
                 return buffer
@@ -502,16 +526,23 @@ class Keithley2450:
     # ------------------------------------------------------------- protocol
 
     def handle(self, line: bytes) -> bytes | None:
-        try:
-            text = line.decode("ascii")
-        except UnicodeDecodeError:
-            self.push_error(-101)
-            return None
-        text = text.rstrip("\r\n")
-        if self.language == "TSP":
-            return self._handle_tsp(text)
+        items = _PARSED.get(line)
+        if items is None or self.language == "TSP":
+            try:
+                text = line.decode("ascii")
+            except UnicodeDecodeError:
+                self.push_error(-101)
+                return None
+            text = text.rstrip("\r\n")
+            if self.language == "TSP":
+                return self._handle_tsp(text)
+            # parsing depends on the text alone (a command's meaning is decided when it
+            # runs), so the commands and syntax errors of a line can be kept and reused
+            items = tuple(parse(text))
+            if len(_PARSED) < _PARSED_MAX:
+                _PARSED[line] = items
         replies: list[str] = []
-        for item in parse(text):
+        for item in items:
             if isinstance(item, ScpiError):
                 self.push_error(item.code, item.message)
                 break
@@ -990,12 +1021,17 @@ class Keithley2450:
         return reading
 
     def _format(self, reading: Reading, buffer: ReadingBuffer, names: list[str]) -> str:
-        return ",".join(self._element(n, reading, buffer) for n in names)
+        element = self._element
+        return ",".join([element(n, reading, buffer) for n in names])
 
     def _read(self, c: Command) -> str:
         buffer = self._buffer(c.params[0] if c.params else None)
-        names = self._elements(c.params[1:])
-        return self._format(self._take(buffer), buffer, names)
+        plan = self._read_plans.get(id(c))
+        if plan is None or plan[0] is not c:
+            plan = (c, self._elements(c.params[1:]))
+            if len(self._read_plans) < 256:  # the entry keeps c alive: its id stays its own
+                self._read_plans[id(c)] = plan
+        return self._format(self._take(buffer), buffer, plan[1])
 
     def _fetch(self, c: Command) -> str:
         buffer = self._buffer(c.params[0] if c.params else None)

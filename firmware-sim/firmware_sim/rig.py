@@ -169,14 +169,19 @@ class SimRig:
             return self._frozen
         counter = int(self.time / CONVERSION_PERIOD + 1e-6)
         probe = "ok"
-        for kind, name in _TC_PROBES.items():
-            if self.faults.is_active(kind):
-                probe = name
-                break
+        active = self.faults.active
+        if active:
+            for kind, name in _TC_PROBES.items():
+                if kind in active:
+                    probe = name
+                    break
         return self.amplifier.convert(counter, self.heater.sensor, self.heater.ambient, probe)
 
     def probe_clear(self) -> float | None:
-        if self._frozen is not None or any(self.faults.is_active(k) for k in _TC_PROBES):
+        if self._frozen is not None:
+            return None
+        active = self.faults.active
+        if active and any(k in active for k in _TC_PROBES):
             return None
         if self.amplifier.noise * 3.5 + 0.125 > MARGIN:  # too noisy for the shortcut
             return None
@@ -185,10 +190,12 @@ class SimRig:
     @property
     def heater_duty(self) -> float:
         """What the cartridge gets: the board's SSR duty, unless the hardware is broken."""
-        if self.faults.is_active("heater_stuck_on"):
-            return 1.0
-        if self.faults.is_active("heater_dead"):
-            return 0.0
+        active = self.faults.active
+        if active:
+            if "heater_stuck_on" in active:
+                return 1.0
+            if "heater_dead" in active:
+                return 0.0
         return self.board_firmware.output_duty()
 
     # ------------------------------------------------------------- physics
@@ -196,7 +203,9 @@ class SimRig:
     def sync(self) -> float:
         """Advance everything to the clock's present; returns the rig time."""
         with self.lock:
-            self.advance_to(self.now())
+            t = self.clock() - self._t0
+            if self.time < t:
+                self.advance_to(t)
             return self.time
 
     def advance_to(self, t: float) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 #: MAX31855 conversion period, s.
 CONVERSION_PERIOD = 0.1
@@ -91,6 +91,13 @@ class HeaterBlock:
         self._ew_b = math.exp(-k * w)
         self._ew_s = math.exp(-a * w)
         self._window_cache: dict[float, tuple[float, float]] = {}
+        self._m_w = (
+            self._a * w * self._ew_s
+            if self._coupling == math.inf
+            else (self._coupling * (self._ew_b - self._ew_s))
+        )
+        #: the window map's fixed point (block, sensor) per duty
+        self._fixed_cache: dict[float, tuple[float, float]] = {}
 
     def steady_state(self, duty: float) -> float:
         """Block temperature at a constant duty, for ever: ambient + P·duty/loss."""
@@ -130,18 +137,24 @@ class HeaterBlock:
     def _whole_windows(self, b: float, s: float, n: int, duty: float) -> tuple[float, float]:
         """``n`` whole windows at one duty in O(1): x_n = x* + E(n·w)(x_0 − x*), with x*
         the fixed point of the window map x -> E(w)·x + c."""
-        cb, cs = self._window_response(duty)
         # E(w) is lower triangular [[eb, 0], [m, es]]; solve (I − E(w)) x* = c.
-        eb, es = self._ew_b, self._ew_s
-        coupling = self._coupling
-        w = self.params.window
-        m = self._a * w * es if coupling == math.inf else coupling * (eb - es)
-        xb = cb / (1.0 - eb)
-        xs = (cs + m * xb) / (1.0 - es)
-        t = n * w
-        enb = math.exp(-self._k * t)
-        ens = math.exp(-self._a * t)
-        mn = self._a * t * ens if coupling == math.inf else coupling * (enb - ens)
+        eb, es, m = self._ew_b, self._ew_s, self._m_w
+        fixed = self._fixed_cache.get(duty)
+        if fixed is None:
+            cb, cs = self._window_response(duty)
+            xb = cb / (1.0 - eb)
+            fixed = xb, (cs + m * xb) / (1.0 - es)
+            if len(self._fixed_cache) < 4096:
+                self._fixed_cache[duty] = fixed
+        xb, xs = fixed
+        if n == 1:  # E(1·w) = E(w), already known (a 1 s loop moves one window at a time)
+            enb, ens, mn = eb, es, m
+        else:
+            coupling = self._coupling
+            t = n * self.params.window
+            enb = math.exp(-self._k * t)
+            ens = math.exp(-self._a * t)
+            mn = self._a * t * ens if coupling == math.inf else coupling * (enb - ens)
         db, ds = b - xb, s - xs
         return xb + enb * db, xs + mn * db + ens * ds
 
@@ -203,17 +216,27 @@ def _splitmix64(x: int) -> int:
 def hashed_gauss(seed: int, n: int) -> float:
     """A standard-normal-ish deviate that depends only on (seed, n): the sum of four
     uniforms (Irwin–Hall), scaled to unit variance. Cheap and reproducible."""
-    h = _splitmix64((seed * 0x100000001B3) ^ n)
-    total = 0.0
-    for _ in range(4):
-        total += (h & 0xFFFF) / 65536.0
-        h >>= 16
+    return _hashed_gauss(seed * 0x100000001B3, n)
+
+
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+
+
+def _hashed_gauss(mixed_seed: int, n: int) -> float:
+    """``hashed_gauss`` with ``seed * 0x100000001B3`` given and splitmix64 inlined. The
+    four 16-bit uniforms are summed as integers: every partial sum of k/65536 is exact
+    in a double, so this is bit for bit the sum of the four floats."""
+    x = ((mixed_seed ^ n) + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    h = x ^ (x >> 31)
+    total = ((h & 0xFFFF) + ((h >> 16) & 0xFFFF) + ((h >> 32) & 0xFFFF) + (h >> 48)) / 65536.0
     return (total - 2.0) * 1.7320508075688772
 
 
-@dataclass(frozen=True, slots=True)
-class ThermocoupleReading:
-    """One MAX31855 conversion."""
+class ThermocoupleReading(NamedTuple):
+    """One MAX31855 conversion (a named tuple: immutable, and cheap to make ten times a
+    second of rig time)."""
 
     temperature: float  # degC, 0.25 °C steps; NaN when a fault bit is set
     cold_junction: float  # degC, 0.0625 °C steps
@@ -247,11 +270,16 @@ class Max31855:
     def convert(
         self, counter: int, sensor: float, ambient: float, probe: str = "ok"
     ) -> ThermocoupleReading:
-        cj_raw = ambient + self.cold_junction_offset + 0.02 * hashed_gauss(~self.seed, counter)
+        seed = self.seed
+        cj_raw = (
+            ambient
+            + self.cold_junction_offset
+            + 0.02 * _hashed_gauss(~seed * 0x100000001B3, counter)
+        )
         cold_junction = round(cj_raw * 16.0) / 16.0
         faults = self.PROBE_FAULTS[probe]
         if faults:
             return ThermocoupleReading(math.nan, cold_junction, faults, counter)
         hot = cj_raw if probe == "shorted" else sensor
-        hot += self.noise * hashed_gauss(self.seed, counter)
+        hot += self.noise * _hashed_gauss(seed * 0x100000001B3, counter)
         return ThermocoupleReading(round(hot * 4.0) / 4.0, cold_junction, 0, counter)
