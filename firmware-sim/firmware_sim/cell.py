@@ -280,8 +280,9 @@ class Cell:
         rates = self._rates(temperature)
         j = current / self._area
         remaining = dt
+        substep = self._substep_symmetric if self._symmetric else self._substep
         while remaining > 0.0 and not self._hard:
-            used = self._substep(remaining, j, rates)
+            used = substep(remaining, j, rates)
             remaining -= used
             self.time += used
         self.time = end
@@ -600,6 +601,102 @@ class Cell:
         elif not self._blocking:
             self.reach = self._nucleus + (f0 - self._nucleus) * math.exp(-k * h)
         self._evolve_slow(h, j, jabs, stripped, lithium_current, side_current, rates)
+        return h
+
+    def _substep_symmetric(self, remaining: float, j: float, rates: _Rates) -> float:
+        """``_substep`` for a Li|SE|Li cell (both electrodes lithium, not blocking), with
+        the helpers of its common path inlined — the same operations in the same order,
+        so the same result bit for bit; the rare paths (side reactions, the short) call
+        the same helpers as ``_substep``."""
+        p = self.params
+        exp = math.exp
+        jabs = abs(j)
+        stripped = CE if j > 0 else WE
+        h = remaining
+        voids = self._voids
+        # ---- limits from the slow states that feed back on the fast ones
+        side_current = 0.0
+        lithium_current = jabs
+        if jabs > 0.0:
+            void_rate = jabs - rates.creep
+            if void_rate > 0.0:
+                h = min(h, 0.05 * (voids[stripped] + p.void_scale) / void_rate)
+            _, lithium_current = self._strip_fast(jabs, stripped, rates)
+            side_current = jabs - lithium_current
+            if side_current > 0.0:
+                h = min(h, 0.05 * p.plateau1_charge / side_current)
+        # ---- filament
+        f0 = self.reach
+        k = rates.healing
+        nucleus = self._nucleus
+        if jabs > 0.0:
+            v = voids[stripped] / p.void_scale
+            target = 1.0 / ((1.0 + v) * (1.0 + v))  # contact(stripped)
+            # _growth(f, jabs, target, rates), inlined for f0 (f < 1 while growing)
+            g_max = p.growth_rate_max
+            focusing, steepness, rate = p.focusing, p.growth_steepness, p.growth_rate
+            threshold = rates.threshold
+            if f0 >= 1.0:
+                g0 = g_max * target
+            else:
+                u = steepness * (jabs * (1.0 + focusing * f0 / (1.0 - f0)) / threshold - 1.0)
+                if u > 60.0:
+                    g0 = g_max * target
+                else:
+                    g = rate * exp(u)
+                    g0 = target * g / (1.0 + g / g_max)
+            rate0 = abs(g0 - k * (1.0 - nucleus / f0)) if f0 > 0 else abs(g0)
+            if rate0 > 0.0:
+                h = min(h, _STEP_GROWTH / rate0)
+            growth = self._growth
+            reach_after = self._reach_after
+            while True:
+                f_pred = reach_after(f0, g0, k, h)
+                f_mid = math.sqrt(f0 * min(f_pred, 1.0)) if f_pred > 0 else f0
+                g_mid = growth(f_mid, jabs, target, rates)
+                f1 = reach_after(f0, g_mid, k, h)
+                g1 = growth(min(f1, 1.0), jabs, target, rates)
+                if (
+                    h <= 1e-3
+                    or abs(g1 - g0) * h <= _STEP_GROWTH
+                    or (f1 >= 1.0 and g_mid >= 0.5 * g_max * target)
+                ):
+                    break
+                h *= 0.5
+            if f1 >= 1.0:
+                h_short = self._time_to_reach(f0, g_mid, k, h)
+                self._accumulate_hazard(f0, f_mid, 1.0, h_short, jabs)
+                self._evolve_slow(h_short, j, jabs, stripped, lithium_current, side_current, rates)
+                self.reach = 1.0
+                self._short_now(self.time + h_short)
+                return h
+            # _accumulate_hazard(f0, f_mid, f1, h, jabs), its common case inlined
+            if h > 0.0:
+                power, hazard_max = p.soft_power, p.soft_rate_max
+                pow_ = math.pow
+                l0 = hazard_max * pow_(min(f0, 1.0), power)
+                lm = hazard_max * pow_(min(f_mid, 1.0), power)
+                l1 = hazard_max * pow_(min(f1, 1.0), power)
+                gained = h * (l0 + 4.0 * lm + l1) / 6.0
+                if gained > 0.0:
+                    start = self._hazard
+                    self._hazard = start + gained
+                    if self._hazard >= self._hazard_next:
+                        self._hazard = start
+                        self._accumulate_hazard(f0, f_mid, f1, h, jabs)
+            self.reach = f1
+        else:
+            self.reach = nucleus + (f0 - nucleus) * exp(-k * h)
+        # ---- _evolve_slow, inlined: voids (both electrodes lithium), oxidation inventory
+        creep = rates.creep
+        for electrode in (WE, CE):
+            # the stripped electrode loses lithium; the plated one (or both, at rest) refills
+            stripping = jabs > 0.0 and electrode == stripped
+            rate = jabs - creep if stripping else -jabs - creep
+            voids[electrode] = max(0.0, voids[electrode] + rate * h)
+        if side_current > 0.0:
+            left = self._oxidisable[stripped]
+            self._oxidisable[stripped] = max(0.0, left - side_current * h)
         return h
 
     def _reach_after(self, f0: float, growth: float, healing: float, h: float) -> float:
