@@ -53,6 +53,9 @@ _PLATEAU_WIDTH = 0.05  # V, logistic width of the first oxidation plateau's onse
 _TAFEL_REF = 1.0e-3  # A/cm² carried by a Tafel branch at its onset
 _TAFEL_SLOPE = 0.08  # V per e-fold
 _COPPER_COVER = 5.0e-3  # C/cm² of lithium that covers the copper (OCV → 0)
+#: below this G·R (shunt conductance × small-signal resistance) the terminal voltage is
+#: found by fixed-point steps; above it (soft and hard shorts) by a bracketing solve
+_FIXED_POINT_COUPLING = 1e-3
 
 
 class CellError(ValueError):
@@ -301,15 +304,36 @@ class Cell:
     def _voltage(self, current: float, temperature: float) -> float:
         rates = self._rates(temperature)
         shunt = self._shunt()
-        if shunt * self._small_signal_resistance(rates) < 1e-6:
-            v = self._ionic_voltage(current, rates)
-            if shunt > 0.0:
-                v = self._ionic_voltage(current + shunt * v, rates)
-            return v
-        bound = max(abs(self._ionic_voltage(current, rates)), abs(self._ocv())) + 1e-12
+        coupling = shunt * self._small_signal_resistance(rates)
+        if self._symmetric and coupling < _FIXED_POINT_COUPLING and current != 0.0:
+            v = self._voltage_symmetric(current, rates, shunt, coupling)
+            if v is not None:
+                return v
+        ionic = self._ionic_function(rates)
+        v0 = ionic(current)
+        if coupling < 1e-6:
+            return ionic(current + shunt * v0) if shunt > 0.0 else v0
+        if coupling < _FIXED_POINT_COUPLING:
+            # A weak shunt (the electronic leakage, ~1e-5 of the ionic path at 125 °C):
+            # V = V_ion(I + G·V) contracts by q ≈ G·R per step, so two or three steps reach
+            # the root. The error left after a step is ≈ q/(1 - q) times that step's change,
+            # with q measured from the last two changes; done when it is below 1e-13 V
+            # (the bracketing solve below stops at a 1e-12 V bracket).
+            v, last = v0, 0.0
+            for _ in range(8):
+                nxt = ionic(current + shunt * v)
+                change = abs(nxt - v)
+                if change == 0.0:
+                    return nxt
+                if last > 0.0 and change < 0.5 * last:
+                    q = change / last
+                    if q / (1.0 - q) * change <= 1e-13 * (1.0 + abs(nxt)):
+                        return nxt
+                v, last = nxt, change
+        bound = max(abs(v0), abs(self._ocv())) + 1e-12
 
         def residual(v: float) -> float:  # increasing in v
-            return v - self._ionic_voltage(current + shunt * v, rates)
+            return v - ionic(current + shunt * v)
 
         return _solve_increasing(residual, -bound, bound, 1e-12 * (1.0 + bound))
 
@@ -426,6 +450,101 @@ class Cell:
         if self._blocking:
             return rates.r_blocking
         return (rates.asr_bulk + 2 * rates.asr_int + rates.bv / rates.j0) / self._area
+
+    def _voltage_symmetric(
+        self, current: float, rates: _Rates, shunt: float, coupling: float
+    ) -> float | None:
+        """``_voltage`` of a Li|SE|Li cell under a weak shunt, in straight-line code: the
+        stripped electrode's contact and inventory worked out once, then the fixed-point
+        steps of ``_voltage`` with ``_ionic_voltage`` → ``_psi`` → ``_strip`` inlined (the
+        same operations in the same order, so the same bits). None when the stripped
+        electrode is near an oxidation plateau or the steps would change direction: then
+        ``_voltage`` does it the general way."""
+        p = self.params
+        direction, stripped = (1, CE) if current > 0 else (-1, WE)
+        void = self._voids[stripped] / p.void_scale
+        a = 1.0 / ((1.0 + void) * (1.0 + void))
+        if not a > 0.0:
+            return None
+        plateau1_rate = p.plateau1_rate * self._oxidisable[stripped] / p.plateau1_charge
+        quiet1 = math.inf if plateau1_rate <= 0.0 else self._quiet1
+        quiet2 = self._quiet2
+        area, asr_bulk, asr, bv = self._area, rates.asr_bulk, rates.asr_int, rates.bv
+        two_j0 = 2 * rates.j0
+        asinh = math.asinh
+        positive = current > 0
+        x = current
+        v = last = 0.0
+        for step in range(9):
+            jabs = abs(x) / area
+            y = jabs / a
+            full = y * asr + bv * asinh(y / two_j0)
+            if not (full < quiet1 and full < quiet2) or jabs == 0.0:
+                return None
+            nxt = 0.0 - direction * (
+                jabs * asr_bulk + (jabs * asr + bv * asinh(jabs / two_j0)) + full
+            )
+            if step == 0:  # the ionic voltage alone
+                if coupling < 1e-6 and not shunt > 0.0:
+                    return nxt
+            elif coupling < 1e-6:  # one correction is enough
+                return nxt
+            else:  # the fixed point of _voltage, its stopping rule
+                change = abs(nxt - v)
+                if change == 0.0:
+                    return nxt
+                if last > 0.0 and change < 0.5 * last:
+                    q = change / last
+                    if q / (1.0 - q) * change <= 1e-13 * (1.0 + abs(nxt)):
+                        return nxt
+                last = change
+            v = nxt
+            x = current + shunt * v
+            if (x > 0) != positive or x == 0.0:
+                return None
+        return None
+
+    def _ionic_function(self, rates: _Rates) -> Callable[[float], float]:
+        """``current -> _ionic_voltage(current, rates)`` for one state and temperature.
+
+        For a Li|SE|Li cell the function is ``_ionic_voltage`` → ``_psi`` → ``_strip``
+        inlined, with what does not depend on the current worked out once: the same
+        operations in the same order as those methods (so the same bits), at a fraction of
+        the cost — a terminal voltage takes two or three of these. Near an oxidation
+        plateau (lost contact) it hands over to ``_ionic_voltage``."""
+        general = self._ionic_voltage
+        if not self._symmetric:
+            return lambda current: general(current, rates)
+        p = self.params
+        voids, oxidisable = self._voids, self._oxidisable
+        v_we, v_ce = voids[WE] / p.void_scale, voids[CE] / p.void_scale
+        a_we, a_ce = 1.0 / ((1.0 + v_we) * (1.0 + v_we)), 1.0 / ((1.0 + v_ce) * (1.0 + v_ce))
+        rate1_we = p.plateau1_rate * oxidisable[WE] / p.plateau1_charge
+        rate1_ce = p.plateau1_rate * oxidisable[CE] / p.plateau1_charge
+        area, asr_bulk, asr, bv = self._area, rates.asr_bulk, rates.asr_int, rates.bv
+        two_j0 = 2 * rates.j0
+        quiet1, quiet2 = self._quiet1, self._quiet2
+        asinh = math.asinh
+
+        def ionic(current: float) -> float:
+            if current == 0.0:
+                return 0.0  # a symmetric cell's open-circuit voltage
+            jabs = abs(current) / area
+            if jabs == 0.0:
+                return 0.0
+            if current > 0:  # plating the WE strips the CE
+                direction, a, plateau1_rate = 1, a_ce, rate1_ce
+            else:
+                direction, a, plateau1_rate = -1, a_we, rate1_we
+            if a > 0.0:
+                y = jabs / a
+                full = y * asr + bv * asinh(y / two_j0)
+                if (plateau1_rate <= 0.0 or full < quiet1) and full < quiet2:
+                    psi = jabs * asr_bulk + (jabs * asr + bv * asinh(jabs / two_j0)) + full
+                    return 0.0 - direction * psi
+            return general(current, rates)
+
+        return ionic
 
     def _ionic_voltage(self, current: float, rates: _Rates) -> float:
         if current == 0.0:
@@ -621,10 +740,20 @@ class Cell:
             void_rate = jabs - rates.creep
             if void_rate > 0.0:
                 h = min(h, 0.05 * (voids[stripped] + p.void_scale) / void_rate)
-            _, lithium_current = self._strip_fast(jabs, stripped, rates)
-            side_current = jabs - lithium_current
-            if side_current > 0.0:
-                h = min(h, 0.05 * p.plateau1_charge / side_current)
+            # _strip(jabs, stripped, rates)[1]: all of |j| is lithium far from the plateaus
+            v = voids[stripped] / p.void_scale
+            a = 1.0 / ((1.0 + v) * (1.0 + v))  # contact(stripped)
+            plateau1_rate = p.plateau1_rate * self._oxidisable[stripped] / p.plateau1_charge
+            quiet = False
+            if a > 0.0:
+                y = jabs / a
+                full = y * rates.asr_int + rates.bv * math.asinh(y / (2 * rates.j0))
+                quiet = (plateau1_rate <= 0.0 or full < self._quiet1) and full < self._quiet2
+            if not quiet:
+                _, lithium_current = self._strip(jabs, stripped, rates)
+                side_current = jabs - lithium_current
+                if side_current > 0.0:
+                    h = min(h, 0.05 * p.plateau1_charge / side_current)
         # ---- filament
         f0 = self.reach
         k = rates.healing
@@ -632,7 +761,7 @@ class Cell:
         if jabs > 0.0:
             v = voids[stripped] / p.void_scale
             target = 1.0 / ((1.0 + v) * (1.0 + v))  # contact(stripped)
-            # _growth(f, jabs, target, rates), inlined for f0 (f < 1 while growing)
+            # _growth(f, jabs, target, rates) and _reach_after(f0, g, k, h), inlined
             g_max = p.growth_rate_max
             focusing, steepness, rate = p.focusing, p.growth_steepness, p.growth_rate
             threshold = rates.threshold
@@ -648,14 +777,44 @@ class Cell:
             rate0 = abs(g0 - k * (1.0 - nucleus / f0)) if f0 > 0 else abs(g0)
             if rate0 > 0.0:
                 h = min(h, _STEP_GROWTH / rate0)
-            growth = self._growth
-            reach_after = self._reach_after
+            expm1 = math.expm1
             while True:
-                f_pred = reach_after(f0, g0, k, h)
+                lam = g0 - k
+                x = lam * h
+                if abs(x) < 1e-9:
+                    f_pred = f0 + (lam * f0 + k * nucleus) * h
+                else:
+                    f_pred = f0 * exp(min(x, 700.0)) + k * nucleus * expm1(min(x, 700.0)) / lam
                 f_mid = math.sqrt(f0 * min(f_pred, 1.0)) if f_pred > 0 else f0
-                g_mid = growth(f_mid, jabs, target, rates)
-                f1 = reach_after(f0, g_mid, k, h)
-                g1 = growth(min(f1, 1.0), jabs, target, rates)
+                if f_mid >= 1.0:
+                    g_mid = g_max * target
+                else:
+                    u = steepness * (
+                        jabs * (1.0 + focusing * f_mid / (1.0 - f_mid)) / threshold - 1.0
+                    )
+                    if u > 60.0:
+                        g_mid = g_max * target
+                    else:
+                        g = rate * exp(u)
+                        g_mid = target * g / (1.0 + g / g_max)
+                lam = g_mid - k
+                x = lam * h
+                if abs(x) < 1e-9:
+                    f1 = f0 + (lam * f0 + k * nucleus) * h
+                else:
+                    f1 = f0 * exp(min(x, 700.0)) + k * nucleus * expm1(min(x, 700.0)) / lam
+                f_end = min(f1, 1.0)
+                if f_end >= 1.0:
+                    g1 = g_max * target
+                else:
+                    u = steepness * (
+                        jabs * (1.0 + focusing * f_end / (1.0 - f_end)) / threshold - 1.0
+                    )
+                    if u > 60.0:
+                        g1 = g_max * target
+                    else:
+                        g = rate * exp(u)
+                        g1 = target * g / (1.0 + g / g_max)
                 if (
                     h <= 1e-3
                     or abs(g1 - g0) * h <= _STEP_GROWTH

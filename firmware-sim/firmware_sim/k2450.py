@@ -195,10 +195,12 @@ class ReadingBuffer:
 
 
 _ELEMENT_LISTS: dict[tuple[Param, ...], list[str]] = {}
-#: what ``parse`` makes of a request line (a pure function of its bytes): the same few
-#: lines come millions of times in a campaign
-_PARSED: dict[bytes, tuple[Command | ScpiError, ...]] = {}
-_PARSED_MAX = 4096
+#: a unit of a request line, ready to run: (command, its handler, the error it raises
+#: instead); a syntax error is (None, None, error)
+_Prepared = tuple[Command | None, Handler | None, ScpiError | None]
+#: request lines kept ready to run, per instrument (the same few lines come millions of
+#: times in a campaign)
+_PREPARED_MAX = 4096
 _UNITS = {"VOLTage": "Volt DC", "CURRent": "Amp DC", "RESistance": "Ohm"}
 #: format specs of ``number`` by significant digits (``:FORM:ASC:PREC``; 0 means 7)
 _NUMBER_SPECS = {digits: f".{digits - 1}E" for digits in range(1, 18)}
@@ -250,6 +252,7 @@ class Keithley2450:
         #: ``:READ?`` commands seen (by identity: the parse cache hands out the same
         #: objects) with their element names
         self._read_plans: dict[int, tuple[Command, list[str]]] = {}
+        self._prepared: dict[bytes, tuple[_Prepared, ...]] = {}
         self.errors: deque[tuple[int, str, float]] = deque()
         self._tree = self._build_tree()
         self.reset()
@@ -526,8 +529,8 @@ class Keithley2450:
     # ------------------------------------------------------------- protocol
 
     def handle(self, line: bytes) -> bytes | None:
-        items = _PARSED.get(line)
-        if items is None or self.language == "TSP":
+        prepared = self._prepared.get(line)
+        if prepared is None or self.language == "TSP":
             try:
                 text = line.decode("ascii")
             except UnicodeDecodeError:
@@ -536,20 +539,24 @@ class Keithley2450:
             text = text.rstrip("\r\n")
             if self.language == "TSP":
                 return self._handle_tsp(text)
-            # parsing depends on the text alone (a command's meaning is decided when it
-            # runs), so the commands and syntax errors of a line can be kept and reused
-            items = tuple(parse(text))
-            if len(_PARSED) < _PARSED_MAX:
-                _PARSED[line] = items
+            # What a line means up to its execution — its commands, syntax errors and
+            # handlers — depends on its bytes alone, so it is worked out once per line.
+            prepared = tuple(self._prepare(item) for item in parse(text))
+            if len(self._prepared) < _PREPARED_MAX:
+                self._prepared[line] = prepared
         replies: list[str] = []
-        for item in items:
-            if isinstance(item, ScpiError):
-                self.push_error(item.code, item.message)
+        for command, handler, error in prepared:
+            if command is None:  # a syntax error ends the line
+                assert error is not None
+                self.push_error(error.code, error.message)
                 break
             try:
-                if self.language == "SCPI2400" and not self._shared_with_2400(item):
+                if self.language == "SCPI2400" and not self._shared_with_2400(command):
                     raise ScpiError(-113)
-                reply = self._tree.execute(item)
+                if handler is None:
+                    assert error is not None
+                    raise ScpiError(error.code, error.message)
+                reply = handler(command)
             except ScpiError as exc:
                 self.push_error(exc.code, exc.message)
                 if exc.command_error:
@@ -558,6 +565,20 @@ class Keithley2450:
             if reply is not None:
                 replies.append(reply)
         return ";".join(replies).encode("ascii") if replies else None
+
+    def _prepare(self, item: Command | ScpiError) -> _Prepared:
+        """A parsed unit with its handler, or with the error that running it will raise
+        (the command tree is fixed, so looking a header up always gives the same answer)."""
+        if isinstance(item, ScpiError):
+            return None, None, item
+        try:
+            entry = self._tree.lookup(item.header)
+        except ScpiError as exc:
+            return item, None, exc
+        handler = entry.query if item.query else entry.write
+        if handler is None:
+            return item, None, ScpiError(-113)
+        return item, handler, None
 
     def _shared_with_2400(self, command: Command) -> bool:
         """In 2400 emulation only the common commands and the error queue are the 2450's."""
