@@ -40,7 +40,7 @@ def crc16(payload: bytes) -> int:
 def frame(payload: str) -> bytes:
     """``T?`` -> ``b"T?*18C8"`` (no line terminator)."""
     data = payload.encode("ascii")
-    return data + b"*" + f"{crc16(data):04X}".encode("ascii")
+    return b"%s*%04X" % (data, binascii.crc_hqx(data, 0xFFFF))
 
 
 #: framed replies that recur (``OK DUTY 100 3000``, ``ID …``, errors); a ``T`` reply
@@ -48,6 +48,8 @@ def frame(payload: str) -> bytes:
 _FRAMED: dict[str, bytes] = {}
 #: payloads of request lines with a good crc (a pure function of the line)
 _UNFRAMED: dict[bytes, str] = {}
+#: valid ``DUTY`` payloads: (permille, ttl_ms, the framed ``OK DUTY`` reply)
+_DUTIES: dict[str, tuple[int, int, bytes]] = {}
 _CACHE_MAX = 4096
 
 
@@ -179,7 +181,18 @@ class HeaterBoardFirmware:
                 _UNFRAMED[line] = payload
         if payload == "T?":  # the one request whose reply is new every time
             return frame(self._temperature())
+        duty = _DUTIES.get(payload)
+        if duty is not None:  # a DUTY already parsed and checked once (``_duty``)
+            permille, ttl_ms, ok = duty
+            if self.trip is not None:
+                return frame(f"ERR TRIPPED {self.trip}") if permille else ok
+            self.permille = permille
+            self.lease_until = self.bench.time + ttl_ms / 1000.0
+            return ok
         reply = self._request(payload)
+        if reply.startswith("OK DUTY") and len(_DUTIES) < _CACHE_MAX:
+            _, _, permille_text, ttl_text = reply.split(" ")
+            _DUTIES[payload] = int(permille_text), int(ttl_text), _frame_cached(reply)
         if reply.startswith("STATUS"):  # carries the uptime: new every time
             return frame(reply)
         return _frame_cached(reply)
@@ -213,10 +226,12 @@ class HeaterBoardFirmware:
     def _temperature(self) -> str:
         temperature, cold_junction, faults, counter = self.bench.thermocouple()
         hot = "nan" if temperature != temperature else f"{temperature:.2f}"  # NaN: a fault
-        return (
-            f"T {hot} {_fmt(cold_junction, 4)} {faults:02X} "
-            f"{counter % COUNTER_WRAP} {round(self.output_duty() * 1000)}"
-        )
+        cold = "nan" if cold_junction != cold_junction else f"{cold_junction:.4f}"
+        if self.trip is not None or self.bench.time >= self.lease_until:  # output_duty()
+            duty = 0
+        else:
+            duty = round(self.permille / 1000.0 * 1000)
+        return f"T {hot} {cold} {faults:02X} {counter % COUNTER_WRAP} {duty}"
 
     def _status(self) -> str:
         state = "TRIPPED" if self.trip else "OK"

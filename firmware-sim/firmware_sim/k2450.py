@@ -195,6 +195,7 @@ class ReadingBuffer:
 
 
 _ELEMENT_LISTS: dict[tuple[Param, ...], list[str]] = {}
+_new_reading = tuple.__new__
 #: a unit of a request line, ready to run: (command, its handler, the error it raises
 #: instead); a syntax error is (None, None, error)
 _Prepared = tuple[Command | None, Handler | None, ScpiError | None]
@@ -312,9 +313,20 @@ class Keithley2450:
         """``operating_point`` as a plain tuple (voltage, current, limited, relay closed):
         the rig asks for it at every physics step."""
         t = self.terminals
-        cell = _Terminal(t.cell, self.polarity)
         cell_wired = t.connected and self.terminal_select == "FRONt"
         temperature = t.cell_temperature
+        if self.output and cell_wired and self.source_function == "CURRent":
+            # a galvanostat inside its voltage limit — the common case — as
+            # _output_on_point works it out, without the detours
+            src = self.sources["CURRent"]
+            level = src.level
+            vlim = src.limit if self.protection is None else self._vlim(src.limit)
+            r_lead = 0.0 if self.senses[self.sense_function].rsense else self.lead_resistance
+            s = self.polarity
+            v = -s * t.cell.voltage(s * level, temperature) + level * r_lead  # _Terminal
+            if abs(v) <= vlim:
+                return v, level, False, True
+        cell = _Terminal(t.cell, self.polarity)
         if not self.output:
             v, i, limited, relay = self._output_off_point(cell, temperature, cell_wired)
         elif not cell_wired:  # leads open: nothing flows, the source runs to its limit
@@ -430,7 +442,19 @@ class Keithley2450:
         """One source-measure cycle at the present instant."""
         voltage, current, limited, _ = self._point()
         sense_function = self.sense_function
-        value = self._sense(sense_function, voltage, current)
+        if sense_function == "RESistance":
+            value = self._sense(sense_function, voltage, current)
+        else:  # _sense → _sense_value, inlined
+            s = self.senses[sense_function]
+            fixed: float | None = None
+            if sense_function == self.source_function and self.output:
+                fixed = self.sources[sense_function].range  # measuring the source: its range
+            elif not s.autorange:
+                fixed = s.range
+            if sense_function == "VOLTage":
+                value = self._digitize(voltage, "V", fixed, s.nplc)
+            else:
+                value = self._digitize(current, "I", fixed, s.nplc)
         src = self.sources[self.source_function]
         kind = "I" if self.source_function == "CURRent" else "V"
         programmed = src.level
@@ -450,7 +474,7 @@ class Keithley2450:
                 source_status |= STAT_LIMIT
         status = STAT_QUESTIONABLE if abs(value) >= OVERFLOW else 0
         t = self.terminals
-        return Reading(
+        fields = (
             value,
             source,
             t.time,
@@ -460,6 +484,7 @@ class Keithley2450:
             status,
             source_status,
         )
+        return _new_reading(Reading, fields)  # Reading(*fields), without a Python call
 
     # ----------------------------------------------------------- formatting
 
@@ -1042,8 +1067,19 @@ class Keithley2450:
         return reading
 
     def _format(self, reading: Reading, buffer: ReadingBuffer, names: list[str]) -> str:
-        element = self._element
-        return ",".join([element(n, reading, buffer) for n in names])
+        digits = self.precision or 7
+        spec = _NUMBER_SPECS[digits] if digits < 18 else f".{digits - 1}E"
+        parts = []
+        for name in names:  # the numbers inline (``number``), the rest by ``_element``
+            if name == "READing":
+                parts.append(format(reading.value, spec))
+            elif name == "SOURce":
+                parts.append(format(reading.source, spec))
+            elif name == "RELative" and buffer.origin is not None:
+                parts.append(format(reading.time - buffer.origin, spec))
+            else:
+                parts.append(self._element(name, reading, buffer))
+        return ",".join(parts)
 
     def _read(self, c: Command) -> str:
         buffer = self._buffer(c.params[0] if c.params else None)

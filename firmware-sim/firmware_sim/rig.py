@@ -161,7 +161,7 @@ class SimRig:
 
     @property
     def connected(self) -> bool:
-        return not self.faults.is_active("smu_compliance")
+        return "smu_compliance" not in self.faults.active
 
     def thermocouple(self) -> ThermocoupleReading:
         """The MAX31855's latest conversion at the rig's present time."""

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
+import numpy as np
+
 #: MAX31855 conversion period, s.
 CONVERSION_PERIOD = 0.1
 #: MAX31855 fault bits (as in the board protocol).
@@ -234,6 +236,30 @@ def _hashed_gauss(mixed_seed: int, n: int) -> float:
     return (total - 2.0) * 1.7320508075688772
 
 
+def _hashed_gauss_block(mixed_seed: int, start: int, count: int) -> list[float]:
+    """``_hashed_gauss(mixed_seed, n)`` for n in ``start…start+count-1`` at once, in numpy
+    unsigned 64-bit arithmetic (which wraps as the masks do) and float64 (the same IEEE
+    operations): the same values bit for bit, at a small fraction of the cost each."""
+    x = np.arange(start, start + count, dtype=np.uint64) ^ np.uint64(mixed_seed & _MASK64)
+    x += np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    h = x ^ (x >> np.uint64(31))
+    mask = np.uint64(0xFFFF)
+    total = (h & mask) + ((h >> np.uint64(16)) & mask) + ((h >> np.uint64(32)) & mask)
+    total += h >> np.uint64(48)
+    values = (total.astype(np.float64) / 65536.0 - 2.0) * 1.7320508075688772
+    return values.tolist()  # type: ignore[no-any-return]
+
+
+#: conversions per block of precomputed noise (a block lasts 102.4 s of rig time)
+_NOISE_BLOCK = 1024
+
+
+#: builds a named tuple from a tuple without the generated ``__new__`` (a Python call)
+_new_reading = tuple.__new__
+
+
 class ThermocoupleReading(NamedTuple):
     """One MAX31855 conversion (a named tuple: immutable, and cheap to make ten times a
     second of rig time)."""
@@ -266,20 +292,43 @@ class Max31855:
         self.seed = seed
         self.noise = noise  # degC rms before quantisation
         self.cold_junction_offset = cold_junction_offset  # the board runs a bit warm
+        #: (seed, block) -> the cold-junction and hot-junction deviates of that block
+        self._noise_block: tuple[int, int, list[float], list[float]] | None = None
+
+    def _deviates(self, counter: int) -> tuple[float, float]:
+        """(cold-junction, hot-junction) standard deviates of conversion ``counter``:
+        ``hashed_gauss(~seed, counter)``, ``hashed_gauss(seed, counter)``, taken from a
+        block computed at once (a conversion is asked for every rig-second or more)."""
+        seed = self.seed
+        block = counter // _NOISE_BLOCK
+        cached = self._noise_block
+        if cached is None or cached[0] != seed or cached[1] != block:
+            if not 0 <= counter < 1 << 62:  # outside what the numpy path is built for
+                return (
+                    _hashed_gauss(~seed * 0x100000001B3, counter),
+                    _hashed_gauss(seed * 0x100000001B3, counter),
+                )
+            start = block * _NOISE_BLOCK
+            cached = (
+                seed,
+                block,
+                _hashed_gauss_block(~seed * 0x100000001B3, start, _NOISE_BLOCK),
+                _hashed_gauss_block(seed * 0x100000001B3, start, _NOISE_BLOCK),
+            )
+            self._noise_block = cached
+        i = counter - block * _NOISE_BLOCK
+        return cached[2][i], cached[3][i]
 
     def convert(
         self, counter: int, sensor: float, ambient: float, probe: str = "ok"
     ) -> ThermocoupleReading:
-        seed = self.seed
-        cj_raw = (
-            ambient
-            + self.cold_junction_offset
-            + 0.02 * _hashed_gauss(~seed * 0x100000001B3, counter)
-        )
+        cold_noise, hot_noise = self._deviates(counter)
+        cj_raw = ambient + self.cold_junction_offset + 0.02 * cold_noise
         cold_junction = round(cj_raw * 16.0) / 16.0
         faults = self.PROBE_FAULTS[probe]
         if faults:
-            return ThermocoupleReading(math.nan, cold_junction, faults, counter)
+            return _new_reading(ThermocoupleReading, (math.nan, cold_junction, faults, counter))
         hot = cj_raw if probe == "shorted" else sensor
-        hot += self.noise * _hashed_gauss(seed * 0x100000001B3, counter)
-        return ThermocoupleReading(round(hot * 4.0) / 4.0, cold_junction, 0, counter)
+        hot += self.noise * hot_noise
+        reading = (round(hot * 4.0) / 4.0, cold_junction, 0, counter)
+        return _new_reading(ThermocoupleReading, reading)
