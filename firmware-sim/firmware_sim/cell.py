@@ -73,12 +73,22 @@ class CellEvent:
     tau: float = 0.0  # soft: recovery time constant, s
 
 
+#: groups of the temperature-dependent quantities, worked out on demand (``Cell._rates``)
+_CORE = 1  # asr_int, j0, bv: both interfaces (the voltage and the sub-step need them)
+_TRANSPORT = 2  # asr_bulk, g_electronic: the terminal voltage
+_KINETICS = 4  # threshold, healing, creep: the filament and the voids
+_BLOCKING = 8  # r_blocking, c_blocking: ion-blocking cells
+_ALL = _CORE | _TRANSPORT | _KINETICS | _BLOCKING
+
+
 class _Rates:
     """Temperature-dependent quantities, recomputed only when the temperature changes.
 
-    A plain slotted class, not a frozen dataclass: it is rebuilt at every new temperature
-    (twice per simulated second in a polled campaign) and a frozen dataclass costs a
-    ``object.__setattr__`` per field."""
+    Filled by groups (``groups``, the ``_CORE``… bits): a polled rig asks for the
+    kinetics at the mean temperature of each step and for the transport at the present
+    one, and each group costs several exponentials. A quantity not worked out yet is an
+    unset slot, so reading it raises AttributeError rather than giving a wrong number;
+    ``Cell._rates(T)`` (all groups) is what anything outside the hot paths uses."""
 
     __slots__ = (
         "asr_bulk",  # ohm cm²
@@ -87,6 +97,7 @@ class _Rates:
         "c_blocking",  # F
         "creep",  # A/cm²
         "g_electronic",  # S, whole cell
+        "groups",
         "healing",  # 1/s
         "j0",  # A/cm²
         "r_blocking",  # ohm, ionic path of a blocking cell
@@ -94,31 +105,22 @@ class _Rates:
         "threshold",  # A/cm²
     )
 
-    def __init__(
-        self,
-        temperature: float,
-        asr_bulk: float,
-        asr_int: float,
-        j0: float,
-        bv: float,
-        g_electronic: float,
-        threshold: float,
-        healing: float,
-        creep: float,
-        r_blocking: float,
-        c_blocking: float,
-    ) -> None:
+    asr_bulk: float
+    asr_int: float
+    bv: float
+    c_blocking: float
+    creep: float
+    g_electronic: float
+    groups: int
+    healing: float
+    j0: float
+    r_blocking: float
+    temperature: float
+    threshold: float
+
+    def __init__(self, temperature: float) -> None:
         self.temperature = temperature
-        self.asr_bulk = asr_bulk
-        self.asr_int = asr_int
-        self.j0 = j0
-        self.bv = bv
-        self.g_electronic = g_electronic
-        self.threshold = threshold
-        self.healing = healing
-        self.creep = creep
-        self.r_blocking = r_blocking
-        self.c_blocking = c_blocking
+        self.groups = 0
 
 
 def _law(law: Arrhenius) -> tuple[float, float, float]:
@@ -280,10 +282,11 @@ class Cell:
         if self._hard:
             self.time = end
             return
-        rates = self._rates(temperature)
+        symmetric = self._symmetric
+        rates = self._rates(temperature, _CORE | _KINETICS if symmetric else _ALL)
         j = current / self._area
         remaining = dt
-        substep = self._substep_symmetric if self._symmetric else self._substep
+        substep = self._substep_symmetric if symmetric else self._substep
         while remaining > 0.0 and not self._hard:
             used = substep(remaining, j, rates)
             remaining -= used
@@ -302,7 +305,7 @@ class Cell:
         return v
 
     def _voltage(self, current: float, temperature: float) -> float:
-        rates = self._rates(temperature)
+        rates = self._rates(temperature, _CORE | _TRANSPORT if self._symmetric else _ALL)
         shunt = self._shunt()
         coupling = shunt * self._small_signal_resistance(rates)
         if self._symmetric and coupling < _FIXED_POINT_COUPLING and current != 0.0:
@@ -389,13 +392,27 @@ class Cell:
             return False
         return not (self._anode_free and electrode == WE)
 
-    def _rates(self, temperature: float) -> _Rates:
+    def _rates(self, temperature: float, groups: int = _ALL) -> _Rates:
+        """The quantities of ``groups`` (all by default) at ``temperature``, and any
+        worked out before at that temperature."""
         cached = self._rates_cache
         if cached is not None and cached.temperature == temperature:
+            if groups & ~cached.groups:
+                self._fill_rates(cached, groups)
             return cached
+        rates = _Rates(temperature)
+        self._fill_rates(rates, groups)
+        self._rates_cache = rates
+        return rates
+
+    def _fill_rates(self, rates: _Rates, groups: int) -> None:
         # Every law is Arrhenius.__call__ inlined with its constants folded, and the
         # conductivity is Electrolyte.ionic_conductivity inlined: the same operations in
         # the same order, so the same bits, at a fraction of the cost.
+        missing = groups & ~rates.groups
+        if missing & _BLOCKING:
+            missing |= _TRANSPORT & ~rates.groups
+        temperature = rates.temperature
         exp = math.exp
         inv = 1.0 / (temperature + KELVIN)
         (
@@ -408,36 +425,35 @@ class Cell:
             (hv, hi, hc),
             (cv, ci, cc),
         ) = self._laws
-        sigma = sv * exp(sc * (inv - si))
-        transition = self._transition
-        if transition is not None:
-            z = (temperature - transition.midpoint_c) / transition.width_k
-            x = 1.0 if z > 40.0 else 0.0 if z < -40.0 else 1.0 / (1.0 + exp(-z))
-            if x < 1.0:
-                lv, li, lc = self._law_low  # type: ignore[misc]
-                low = lv * exp(lc * (inv - li))
-                sigma = exp(x * math.log(sigma) + (1.0 - x) * math.log(low))
-        p = self.params
         length, area = self._length, self._area
-        tau = self._length_sq / (math.pi**2 * (dv * exp(dc * (inv - di))))
-        asr_bulk = length / (sigma * self._sigma_factor)
-        r_blocking = (asr_bulk + 2 * p.asr_blocking) / area
-        kinetic = tv * exp(tc * (inv - ti))
-        rates = _Rates(
-            temperature,
-            asr_bulk,
-            1.0 / (iv * exp(ic * (inv - ii))),
-            ev * exp(ec * (inv - ei)),
-            2 * R_GAS * (temperature + 273.15) / FARADAY,
-            gv * exp(gc * (inv - gi)) * area / length,
-            1.0 / (1.0 / kinetic + 1.0 / p.threshold_ceiling) * self._threshold_factor,
-            hv * exp(hc * (inv - hi)),
-            cv * exp(cc * (inv - ci)),
-            r_blocking,
-            tau / r_blocking,
-        )
-        self._rates_cache = rates
-        return rates
+        if missing & _CORE:
+            rates.asr_int = 1.0 / (iv * exp(ic * (inv - ii)))
+            rates.j0 = ev * exp(ec * (inv - ei))
+            rates.bv = 2 * R_GAS * (temperature + 273.15) / FARADAY
+        if missing & _TRANSPORT:
+            sigma = sv * exp(sc * (inv - si))
+            transition = self._transition
+            if transition is not None:
+                z = (temperature - transition.midpoint_c) / transition.width_k
+                x = 1.0 if z > 40.0 else 0.0 if z < -40.0 else 1.0 / (1.0 + exp(-z))
+                if x < 1.0:
+                    lv, li, lc = self._law_low  # type: ignore[misc]
+                    low = lv * exp(lc * (inv - li))
+                    sigma = exp(x * math.log(sigma) + (1.0 - x) * math.log(low))
+            rates.asr_bulk = length / (sigma * self._sigma_factor)
+            rates.g_electronic = gv * exp(gc * (inv - gi)) * area / length
+        if missing & _KINETICS:
+            kinetic = tv * exp(tc * (inv - ti))
+            ceiling = self.params.threshold_ceiling
+            rates.threshold = 1.0 / (1.0 / kinetic + 1.0 / ceiling) * self._threshold_factor
+            rates.healing = hv * exp(hc * (inv - hi))
+            rates.creep = cv * exp(cc * (inv - ci))
+        if missing & _BLOCKING:
+            tau = self._length_sq / (math.pi**2 * (dv * exp(dc * (inv - di))))
+            r_blocking = (rates.asr_bulk + 2 * self.params.asr_blocking) / area
+            rates.r_blocking = r_blocking
+            rates.c_blocking = tau / r_blocking
+        rates.groups |= missing
 
     def _ocv(self) -> float:
         if self._blocking:
@@ -627,6 +643,8 @@ class Cell:
 
     def _shunt(self) -> float:
         rates = self._rates_cache
+        if rates is not None and not rates.groups & _TRANSPORT:
+            self._fill_rates(rates, _TRANSPORT)
         g = rates.g_electronic if rates is not None else 0.0
         if self._hard:
             return g + 1.0 / self.hard_short_resistance
@@ -897,6 +915,8 @@ class Cell:
             np.clip(_SOFT_TAU_MEDIAN * math.exp(0.6 * self._rng.standard_normal()), 0.5, 30)
         )
         rates = self._rates_cache
+        if rates is not None:  # all of them, at the temperature last asked for
+            rates = self._rates(rates.temperature)
         current = self._last_current
         if rates is None:
             resistance = 100.0
