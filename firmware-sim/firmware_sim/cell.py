@@ -305,10 +305,17 @@ class Cell:
         return v
 
     def _voltage(self, current: float, temperature: float) -> float:
-        rates = self._rates(temperature, _CORE | _TRANSPORT if self._symmetric else _ALL)
-        shunt = self._shunt()
-        coupling = shunt * self._small_signal_resistance(rates)
-        if self._symmetric and coupling < _FIXED_POINT_COUPLING and current != 0.0:
+        symmetric = self._symmetric
+        rates = self._rates(temperature, _CORE | _TRANSPORT if symmetric else _ALL)
+        if symmetric and self._soft is None and not self._hard:
+            # _shunt() and _small_signal_resistance(rates) of an unshorted Li|SE|Li cell
+            shunt = rates.g_electronic + 0.0
+            resistance = (rates.asr_bulk + 2 * rates.asr_int + rates.bv / rates.j0) / self._area
+            coupling = shunt * resistance
+        else:
+            shunt = self._shunt()
+            coupling = shunt * self._small_signal_resistance(rates)
+        if symmetric and coupling < _FIXED_POINT_COUPLING and current != 0.0:
             v = self._voltage_symmetric(current, rates, shunt, coupling)
             if v is not None:
                 return v
