@@ -252,7 +252,7 @@ class Keithley2450:
         self._rng = random.Random(seed)
         #: ``:READ?`` commands seen (by identity: the parse cache hands out the same
         #: objects) with their element names
-        self._read_plans: dict[int, tuple[Command, list[str]]] = {}
+        self._read_plans: dict[int, tuple[Command, list[str], str]] = {}
         self._prepared: dict[bytes, tuple[_Prepared, ...]] = {}
         self.errors: deque[tuple[int, str, float]] = deque()
         self._tree = self._build_tree()
@@ -569,6 +569,15 @@ class Keithley2450:
             prepared = tuple(self._prepare(item) for item in parse(text))
             if len(self._prepared) < _PREPARED_MAX:
                 self._prepared[line] = prepared
+        if len(prepared) == 1 and self.language == "SCPI":  # one command (a :READ?, mostly)
+            command, handler, error = prepared[0]
+            if command is not None and handler is not None:
+                try:
+                    reply = handler(command)
+                except ScpiError as exc:
+                    self.push_error(exc.code, exc.message)
+                    return None
+                return None if reply is None else reply.encode("ascii")
         replies: list[str] = []
         for command, handler, error in prepared:
             if command is None:  # a syntax error ends the line
@@ -1062,6 +1071,12 @@ class Keithley2450:
 
     def _take(self, buffer: ReadingBuffer) -> Reading:
         reading = self.measure()
+        if self.count == 1 and buffer.origin is not None:  # buffer.add(reading), inlined
+            readings = buffer.readings
+            readings.append(reading)
+            while len(readings) > buffer.capacity:
+                readings.popleft()
+            return reading
         for _ in range(self.count):
             buffer.add(reading)
         return reading
@@ -1082,12 +1097,13 @@ class Keithley2450:
         return ",".join(parts)
 
     def _read(self, c: Command) -> str:
-        buffer = self._buffer(c.params[0] if c.params else None)
         plan = self._read_plans.get(id(c))
         if plan is None or plan[0] is not c:
-            plan = (c, self._elements(c.params[1:]))
+            key = self._buffer(c.params[0] if c.params else None).name
+            plan = (c, self._elements(c.params[1:]), key)
             if len(self._read_plans) < 256:  # the entry keeps c alive: its id stays its own
                 self._read_plans[id(c)] = plan
+        buffer = self.buffers[plan[2]]
         return self._format(self._take(buffer), buffer, plan[1])
 
     def _fetch(self, c: Command) -> str:

@@ -1,6 +1,6 @@
 """What a long virtual campaign costs the software rig.
 
-    uv run python tests/benchmarks/bench_sim.py
+    uv run python tests/benchmarks/bench_sim.py [--only block,physics,wire,drivers,polling]
 
 1. the heater block alone: 150 h with the duty changed every second (as a 1 s PID loop
    does), and 150 h in one call;
@@ -11,9 +11,10 @@
    `:READ?` as the controller sends them; measured over 10 h and reported per request and
    extrapolated to 150 h;
 4. through the real drivers (`drivers.keithley2450`, `drivers.heater_board` over
-   `InProcessTransport`), cell model, the block at 125 °C, ±2 mA/cm²: µs per
-   `Keithley2450.read()` and per board `read()` + `set_duty()`, each with the clock moved
-   1 s before it (so each pays the whole physics step: block, cell, board);
+   `InProcessTransport`), cell model, the block held at 125 °C, ±2 mA/cm²: per rig-second,
+   in a 1 s loop's order, the physics step that the first request after the clock moved
+   pays (``rig.sync``: block, cell, board checks), one `Keithley2450.read()` (the cell's
+   voltage at the new temperature included) and one board `read()` + `set_duty()`;
 5. controller-like polling: 150 h of virtual time on a ``VirtualTimeLoop``, a 1 s
    ``Periodic`` tick that does what the runner's loops do — one SMU ``read()``, one board
    ``read()``, one ``set_duty()`` from a P + feed-forward thermal loop — through the real
@@ -26,6 +27,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import math
@@ -290,13 +292,25 @@ def controller_campaign(hours: float = HOURS) -> Campaign:
         return runner.run(_campaign(hours))
 
 
+SECTIONS = ("block", "physics", "wire", "drivers", "polling")
+CAMPAIGN_HOURS = 190  # issue 5's heat-therapy campaign, to the short
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS)
+    )
+    only = set(parser.parse_args().only.split(","))
     print(f"python {platform.python_version()} on {platform.machine()}, {HOURS} h virtual")
-    t = best_of(3, thermal_1s)
-    print(f"heater block, duty changed every 1 s : {t:6.2f} s  ({t / SECONDS * 1e6:.2f} µs/s)")
-    t = best_of(5, thermal_one_call)
-    print(f"heater block, one 150 h call         : {t * 1e6:6.1f} µs")
+    if "block" in only:
+        t = best_of(3, thermal_1s)
+        print(f"heater block, duty changed every 1 s : {t:6.2f} s  ({t / SECONDS * 1e6:.2f} µs/s)")
+        t = best_of(5, thermal_one_call)
+        print(f"heater block, one 150 h call         : {t * 1e6:6.1f} µs")
     for name, make in (("ohmic cell", OhmicCell), ("cell model", lambda: None)):
+        if "physics" not in only:
+            break
         t = best_of(2, lambda make=make: rig_physics(make()))
         short = f"; hard short at {SHORTS[-1]:.1f} h, then output off" if SHORTS else ""
         print(
@@ -305,6 +319,8 @@ def main() -> None:
         SHORTS.clear()
     hours = 10
     for name, make in (("ohmic cell", OhmicCell), ("cell model", lambda: None)):
+        if "wire" not in only:
+            break
         t0 = time.perf_counter()
         n = wire(hours, make())
         t = time.perf_counter() - t0
@@ -312,20 +328,25 @@ def main() -> None:
             f"wire, T?+DUTY+READ? 1/s, {name:10}: {t / n * 1e6:6.1f} µs/request; "
             f"{hours} h in {t:.2f} s -> {HOURS} h ≈ {t * HOURS / hours:.0f} s"
         )
-    calls = per_driver_call()
-    print(
-        f"drivers in process, cell model, per rig-second: physics step {calls['physics']:.1f} µs"
-        f" + Keithley2450.read() {calls['smu']:.1f} µs + board read()+set_duty() "
-        f"{calls['board']:.1f} µs = {calls['total']:.1f} µs"
-    )
-    c = controller_campaign()
-    short = f"short at {c.short_at / 3600:.1f} h" if c.short_at is not None else "no short"
-    print(
-        f"controller-like polling, {c.rig_seconds / 3600:.0f} h virtual: {c.wall:.2f} s wall, "
-        f"{c.wall / c.rig_seconds * 1e6:.1f} µs per rig-second ({c.requests} requests; "
-        f"{c.cycles} cycles after therapy, {short}; |T - setpoint| ≤ {c.temperature_error:.2f} K "
-        f"while cycling)\n  fingerprint {c.fingerprint}"
-    )
+    if "drivers" in only:
+        calls = per_driver_call()
+        print(
+            f"drivers in process, cell model, per rig-second: physics step "
+            f"{calls['physics']:.1f} µs + Keithley2450.read() {calls['smu']:.1f} µs + board "
+            f"read()+set_duty() {calls['board']:.1f} µs = {calls['total']:.1f} µs "
+            f"(-> {CAMPAIGN_HOURS} h ≈ {calls['total'] * CAMPAIGN_HOURS * 3600e-6:.0f} s)"
+        )
+    if "polling" in only:
+        c = controller_campaign()
+        short = f"short at {c.short_at / 3600:.1f} h" if c.short_at is not None else "no short"
+        per_second = c.wall / c.rig_seconds
+        print(
+            f"controller-like polling, {c.rig_seconds / 3600:.0f} h virtual: {c.wall:.2f} s "
+            f"wall, {per_second * 1e6:.1f} µs per rig-second (-> {CAMPAIGN_HOURS} h ≈ "
+            f"{per_second * CAMPAIGN_HOURS * 3600:.0f} s); {c.requests} requests, {c.cycles} "
+            f"cycles after therapy, {short}, |T - setpoint| ≤ {c.temperature_error:.2f} K while "
+            f"cycling\n  fingerprint of every reading: {c.fingerprint}"
+        )
 
 
 if __name__ == "__main__":
