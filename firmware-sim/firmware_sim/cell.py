@@ -174,6 +174,46 @@ def _solve_increasing(
 class Cell:
     """One simulated cell; implements :class:`firmware_sim.physics.CellPhysics`."""
 
+    # Slots: attribute access is the cell's hottest operation, and an instance with more
+    # than 30 attributes in a __dict__ loses CPython's fast path for reading them.
+    __slots__ = (
+        "_advance_groups",
+        "_anode_free",
+        "_area",
+        "_blocking",
+        "_hard",
+        "_hazard",
+        "_hazard_next",
+        "_last_current",
+        "_law_low",
+        "_laws",
+        "_length",
+        "_length_sq",
+        "_nucleus",
+        "_oxidisable",
+        "_quiet1",
+        "_quiet2",
+        "_rates_cache",
+        "_rng",
+        "_sigma_factor",
+        "_soft",
+        "_symmetric",
+        "_threshold_factor",
+        "_transition",
+        "_v_memo",
+        "_voids",
+        "_voltage_groups",
+        "events",
+        "hard_short_resistance",
+        "lithium_on_copper",
+        "params",
+        "polarisation",
+        "reach",
+        "seed",
+        "spec",
+        "time",
+    )
+
     def __init__(self, spec: CellSpec, seed: int = 0, params: Electrolyte | None = None) -> None:
         if spec.type not in CELL_TYPES:
             raise CellError(
@@ -235,12 +275,15 @@ class Cell:
         self._quiet1 = p.plateau1_v - 14 * _PLATEAU_WIDTH
         self._quiet2 = p.plateau2_v - 14 * _TAFEL_SLOPE
         self._symmetric = not (self._blocking or self._anode_free)
-        # The last voltage()/current_for() answer: (argument, temperature, result, rates).
-        # Both are pure functions of the state, which only advance() and inject_short()
-        # change (they clear these), so asking again at the same point costs nothing:
-        # the rig asks for the operating point at each physics step and at each reading.
+        # what advance() and voltage() need of the temperature-dependent quantities (the
+        # other cell types take them all: their paths are not specialised)
+        self._advance_groups = _CORE | _KINETICS if self._symmetric else _ALL
+        self._voltage_groups = _CORE | _TRANSPORT if self._symmetric else _ALL
+        # The last voltage() answer: (current, temperature, voltage, rates). A pure function
+        # of the state, which only advance() and inject_short() change (they clear it), so
+        # asking again at the same point costs nothing: a galvanostat's operating point is
+        # asked for at each reading and again at the next physics step.
         self._v_memo: tuple[float, float, float, _Rates] | None = None
-        self._i_memo: tuple[float, float, float, _Rates] | None = None
 
     # ------------------------------------------------------------------ properties
 
@@ -277,16 +320,15 @@ class Cell:
         self._last_current = current
         if dt == 0:
             return
-        self._v_memo = self._i_memo = None
+        self._v_memo = None
         end = self.time + dt
         if self._hard:
             self.time = end
             return
-        symmetric = self._symmetric
-        rates = self._rates(temperature, _CORE | _KINETICS if symmetric else _ALL)
+        rates = self._rates(temperature, self._advance_groups)
         j = current / self._area
         remaining = dt
-        substep = self._substep_symmetric if symmetric else self._substep
+        substep = self._substep_symmetric if self._symmetric else self._substep
         while remaining > 0.0 and not self._hard:
             used = substep(remaining, j, rates)
             remaining -= used
@@ -306,7 +348,7 @@ class Cell:
 
     def _voltage(self, current: float, temperature: float) -> float:
         symmetric = self._symmetric
-        rates = self._rates(temperature, _CORE | _TRANSPORT if symmetric else _ALL)
+        rates = self._rates(temperature, self._voltage_groups)
         if symmetric and self._soft is None and not self._hard:
             # _shunt() and _small_signal_resistance(rates) of an unshorted Li|SE|Li cell
             shunt = rates.g_electronic + 0.0
@@ -348,19 +390,8 @@ class Cell:
         return _solve_increasing(residual, -bound, bound, 1e-12 * (1.0 + bound))
 
     def current_for(self, voltage: float, temperature: float) -> float:
-        memo = self._i_memo
-        if memo is not None and memo[0] == voltage and memo[1] == temperature:
-            self._rates_cache = memo[3]
-            return memo[2]
         if not math.isfinite(voltage):
             raise CellError(f"current_for needs a finite voltage, got {voltage!r}")
-        current = self._current_for(voltage, temperature)
-        rates = self._rates_cache
-        assert rates is not None
-        self._i_memo = (voltage, temperature, current, rates)
-        return current
-
-    def _current_for(self, voltage: float, temperature: float) -> float:
         rates = self._rates(temperature)
         drive = self._ocv() - voltage  # = sign(j)·Ψ(|j|)
         ionic = 0.0
@@ -383,7 +414,7 @@ class Cell:
         return self.voltage(0.0, temperature)
 
     def inject_short(self, kind: str) -> None:
-        self._v_memo = self._i_memo = None
+        self._v_memo = None
         if kind == "hard":
             self._short_now()
         elif kind == "soft":
@@ -650,9 +681,14 @@ class Cell:
 
     def _shunt(self) -> float:
         rates = self._rates_cache
-        if rates is not None and not rates.groups & _TRANSPORT:
-            self._fill_rates(rates, _TRANSPORT)
-        g = rates.g_electronic if rates is not None else 0.0
+        if rates is None:
+            g = 0.0
+        else:
+            try:
+                g = rates.g_electronic
+            except AttributeError:  # the last temperature asked for had no transport yet
+                self._fill_rates(rates, _TRANSPORT)
+                g = rates.g_electronic
         if self._hard:
             return g + 1.0 / self.hard_short_resistance
         return g + self._soft_conductance()
