@@ -18,8 +18,6 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
-import numpy as np
-
 #: MAX31855 conversion period, s.
 CONVERSION_PERIOD = 0.1
 #: MAX31855 fault bits (as in the board protocol).
@@ -240,6 +238,8 @@ def _hashed_gauss_block(mixed_seed: int, start: int, count: int) -> list[float]:
     """``_hashed_gauss(mixed_seed, n)`` for n in ``start…start+count-1`` at once, in numpy
     unsigned 64-bit arithmetic (which wraps as the masks do) and float64 (the same IEEE
     operations): the same values bit for bit, at a small fraction of the cost each."""
+    import numpy as np  # here: the fault client imports this module and needs no numpy
+
     x = np.arange(start, start + count, dtype=np.uint64) ^ np.uint64(mixed_seed & _MASK64)
     x += np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)

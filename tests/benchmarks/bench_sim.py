@@ -144,9 +144,43 @@ def thermal_step(setpoint: float, temperature: float) -> float:
     return min(1.0, max(0.0, duty))
 
 
-async def drivers_on(rig: SimRig) -> tuple[Keithley2450, HeaterBoardDriver]:
-    smu = Keithley2450(InProcessTransport(rig.smu, name="smu"))
-    board = HeaterBoardDriver(InProcessTransport(rig.board, name="board"))
+class _CannedSmu:
+    """A LineDevice with fixed 2450 answers and no physics: what the loop and the drivers
+    cost on their own (the rig's share is the difference)."""
+
+    def handle(self, line: bytes) -> bytes | None:
+        if line.startswith(b":READ?"):
+            return b"2.854300E-01,1.570000E-03,1.250000E+01"
+        answers = {
+            b"*IDN?": b"KEITHLEY INSTRUMENTS,MODEL 2450,04412345,1.7.12b",
+            b"*LANG?": b"SCPI",
+            b":SYST:ERR?": b'0,"No error;0;0 0"',
+            b":OUTP?": b"0",
+        }
+        return answers.get(line)
+
+
+class _CannedBoard:
+    """The board's framing with fixed answers: ``T`` at 125 °C, ``DUTY`` echoed."""
+
+    def handle(self, line: bytes) -> bytes | None:
+        payload = line.rpartition(b"*")[0].decode()
+        if payload == "T?":
+            return frame("T 125.00 26.5000 00 1 100")
+        if payload == "ID?":
+            return frame("ID HCB-1 1.2.0 B0042")
+        return frame("OK " + payload)
+
+
+async def drivers_on(
+    rig: SimRig, *, canned: bool = False
+) -> tuple[Keithley2450, HeaterBoardDriver]:
+    if canned:
+        smu = Keithley2450(InProcessTransport(_CannedSmu(), name="smu"))
+        board = HeaterBoardDriver(InProcessTransport(_CannedBoard(), name="board"))
+    else:
+        smu = Keithley2450(InProcessTransport(rig.smu, name="smu"))
+        board = HeaterBoardDriver(InProcessTransport(rig.board, name="board"))
     await smu.identify()
     await board.identify()
     await board.set_limits(170.0, 0.0)
@@ -228,16 +262,17 @@ def campaign_segments(hours: float) -> list[tuple[float, float, float, float]]:
     return segments
 
 
-async def _campaign(hours: float) -> Campaign:
+async def _campaign(hours: float, canned: bool) -> Campaign:
     loop = asyncio.get_running_loop()
     assert isinstance(loop, VirtualTimeLoop)
     rig = SimRig(loop.time, seed=0)
-    smu, board = await drivers_on(rig)
+    smu, board = await drivers_on(rig, canned=canned)
     clock = Clock()
     ticks = Periodic(clock, 1.0)
     digest = hashlib.blake2b(digest_size=16)
     pack = struct.Struct("<5d").pack
-    end = clock.now() + hours * 3600
+    start = clock.now()
+    end = start + hours * 3600
     segments = iter(campaign_segments(hours))
     seg_end = clock.now()
     duration = level = sp0 = sp1 = 0.0
@@ -277,7 +312,7 @@ async def _campaign(hours: float) -> Campaign:
                 requests += 2
     wall = time.perf_counter() - wall0
     return Campaign(
-        rig_seconds=rig.time,
+        rig_seconds=clock.now() - start,
         wall=wall,
         requests=requests,
         short_at=short_at,
@@ -287,9 +322,11 @@ async def _campaign(hours: float) -> Campaign:
     )
 
 
-def controller_campaign(hours: float = HOURS) -> Campaign:
+def controller_campaign(hours: float = HOURS, *, canned: bool = False) -> Campaign:
+    """The polling campaign; ``canned`` puts fixed-answer devices behind the drivers in
+    place of the rig (the loop's and the drivers' own cost)."""
     with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
-        return runner.run(_campaign(hours))
+        return runner.run(_campaign(hours, canned))
 
 
 SECTIONS = ("block", "physics", "wire", "drivers", "polling")
@@ -346,6 +383,12 @@ def main() -> None:
             f"{per_second * CAMPAIGN_HOURS * 3600:.0f} s); {c.requests} requests, {c.cycles} "
             f"cycles after therapy, {short}, |T - setpoint| ≤ {c.temperature_error:.2f} K while "
             f"cycling\n  fingerprint of every reading: {c.fingerprint}"
+        )
+        hours = 20
+        alone = controller_campaign(hours, canned=True)
+        print(
+            f"  the same loop and drivers with canned devices (no rig), {hours} h: "
+            f"{alone.wall / alone.rig_seconds * 1e6:.1f} µs per rig-second"
         )
 
 
