@@ -22,7 +22,8 @@
    160 °C, 3 h at 125 °C, then ±2 mA/cm² half-cycles of 30 min with 5 min rests at 125 °C;
    the error queue read at every step change; output off at a short, as the runner does).
    Reports the wall time, µs per rig-second and a fingerprint of every reading (the same
-   fingerprint before and after a change means the same behaviour).
+   fingerprint before and after a change means the same behaviour); then the same loop
+   with fixed-answer devices in place of the rig: the loop's and the drivers' own cost.
 """
 
 from __future__ import annotations
