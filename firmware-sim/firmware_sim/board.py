@@ -40,7 +40,26 @@ def crc16(payload: bytes) -> int:
 def frame(payload: str) -> bytes:
     """``T?`` -> ``b"T?*18C8"`` (no line terminator)."""
     data = payload.encode("ascii")
-    return data + b"*" + f"{crc16(data):04X}".encode("ascii")
+    return b"%s*%04X" % (data, binascii.crc_hqx(data, 0xFFFF))
+
+
+#: framed replies that recur (``OK DUTY 100 3000``, ``ID …``, errors); a ``T`` reply
+#: changes with every conversion and is framed afresh
+_FRAMED: dict[str, bytes] = {}
+#: payloads of request lines with a good crc (a pure function of the line)
+_UNFRAMED: dict[bytes, str] = {}
+#: valid ``DUTY`` payloads: (permille, ttl_ms, the framed ``OK DUTY`` reply)
+_DUTIES: dict[str, tuple[int, int, bytes]] = {}
+_CACHE_MAX = 4096
+
+
+def _frame_cached(payload: str) -> bytes:
+    framed = _FRAMED.get(payload)
+    if framed is None:
+        framed = frame(payload)
+        if len(_FRAMED) < _CACHE_MAX:
+            _FRAMED[payload] = framed
+    return framed
 
 
 def unframe(line: bytes) -> str | None:
@@ -152,11 +171,31 @@ class HeaterBoardFirmware:
         if len(line) > MAX_LINE:
             self._corrupt()
             return frame("ERR LONG")
-        payload = unframe(line)
+        payload = _UNFRAMED.get(line)
         if payload is None:
-            self._corrupt()
-            return frame("ERR CHECKSUM")
-        return frame(self._request(payload))
+            payload = unframe(line)
+            if payload is None:
+                self._corrupt()
+                return frame("ERR CHECKSUM")
+            if len(_UNFRAMED) < _CACHE_MAX:
+                _UNFRAMED[line] = payload
+        if payload == "T?":  # the one request whose reply is new every time
+            return frame(self._temperature())
+        duty = _DUTIES.get(payload)
+        if duty is not None:  # a DUTY already parsed and checked once (``_duty``)
+            permille, ttl_ms, ok = duty
+            if self.trip is not None:
+                return frame(f"ERR TRIPPED {self.trip}") if permille else ok
+            self.permille = permille
+            self.lease_until = self.bench.time + ttl_ms / 1000.0
+            return ok
+        reply = self._request(payload)
+        if reply.startswith("OK DUTY") and len(_DUTIES) < _CACHE_MAX:
+            _, _, permille_text, ttl_text = reply.split(" ")
+            _DUTIES[payload] = int(permille_text), int(ttl_text), _frame_cached(reply)
+        if reply.startswith("STATUS"):  # carries the uptime: new every time
+            return frame(reply)
+        return _frame_cached(reply)
 
     def _corrupt(self) -> None:
         now = self.bench.time
@@ -185,11 +224,14 @@ class HeaterBoardFirmware:
         return f"ERR UNKNOWN {word[:16]}"
 
     def _temperature(self) -> str:
-        r = self.bench.thermocouple()
-        return (
-            f"T {_fmt(r.temperature)} {_fmt(r.cold_junction, 4)} {r.faults:02X} "
-            f"{r.counter % COUNTER_WRAP} {round(self.output_duty() * 1000)}"
-        )
+        temperature, cold_junction, faults, counter = self.bench.thermocouple()
+        hot = "nan" if temperature != temperature else f"{temperature:.2f}"  # NaN: a fault
+        cold = "nan" if cold_junction != cold_junction else f"{cold_junction:.4f}"
+        if self.trip is not None or self.bench.time >= self.lease_until:  # output_duty()
+            duty = 0
+        else:
+            duty = round(self.permille / 1000.0 * 1000)
+        return f"T {hot} {cold} {faults:02X} {counter % COUNTER_WRAP} {duty}"
 
     def _status(self) -> str:
         state = "TRIPPED" if self.trip else "OK"
@@ -200,7 +242,7 @@ class HeaterBoardFirmware:
         )
 
     def _duty(self, args: list[str]) -> str:
-        if len(args) != 2 or not all(a.isdigit() for a in args):
+        if len(args) != 2 or not (args[0].isdigit() and args[1].isdigit()):
             return "ERR ARG"
         permille, ttl_ms = int(args[0]), int(args[1])
         if not (0 <= permille <= 1000 and TTL_MIN_MS <= ttl_ms <= TTL_MAX_MS):

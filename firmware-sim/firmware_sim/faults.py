@@ -362,14 +362,16 @@ class Wire:
         with self._lock:
             self._sync()
             self.requests += 1
-            if self.unplugged:
-                raise DeviceUnplugged(f"{self.unplug_kind}: the link is gone")
-            if self.faults.is_active(self._silent):
-                return None
+            active = self.faults.active
+            if active:
+                if self.unplug_kind in active:
+                    raise DeviceUnplugged(f"{self.unplug_kind}: the link is gone")
+                if self._silent in active:
+                    return None
             reply = self.firmware.handle(line)
             if reply is None:
                 return None
-            if self._garbage and self.faults.is_active(self._garbage):
+            if self._garbage and self._garbage in active:
                 self._garbage_count += 1
                 return garbage(self._garbage_count)
             if self._corrupt_left > 0:

@@ -29,7 +29,7 @@ import time as _time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from firmware_sim.physics import CellPhysics
 from firmware_sim.scpi import (
@@ -160,9 +160,9 @@ class OperatingPoint:
     relay_closed: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One buffer entry."""
+class Reading(NamedTuple):
+    """One buffer entry (immutable; a named tuple because one is made per measurement,
+    and a frozen dataclass costs five times as much to build)."""
 
     value: float
     source: float
@@ -184,9 +184,10 @@ class ReadingBuffer:
     def add(self, reading: Reading) -> None:
         if self.origin is None:
             self.origin = reading.time
-        self.readings.append(reading)
-        while len(self.readings) > self.capacity:
-            self.readings.popleft()
+        readings = self.readings
+        readings.append(reading)
+        while len(readings) > self.capacity:
+            readings.popleft()
 
     def clear(self) -> None:
         self.readings.clear()
@@ -194,6 +195,18 @@ class ReadingBuffer:
 
 
 _ELEMENT_LISTS: dict[tuple[Param, ...], list[str]] = {}
+_new_reading = tuple.__new__
+#: a unit of a request line, ready to run: (command, its handler, the error it raises
+#: instead); a syntax error is (None, None, error)
+_Prepared = tuple[Command | None, Handler | None, ScpiError | None]
+#: request lines kept ready to run, per instrument (the same few lines come millions of
+#: times in a campaign)
+_PREPARED_MAX = 4096
+_UNITS = {"VOLTage": "Volt DC", "CURRent": "Amp DC", "RESistance": "Ohm"}
+#: format specs of ``number`` by significant digits (``:FORM:ASC:PREC``; 0 means 7)
+_NUMBER_SPECS = {digits: f".{digits - 1}E" for digits in range(1, 18)}
+#: elements that need the reading's date and time
+_CLOCK_ELEMENTS = frozenset({"SEConds", "FRACtional", "DATE", "TIME", "TSTamp"})
 
 
 def _range_for(value: float, ranges: tuple[float, ...]) -> float:
@@ -237,6 +250,10 @@ class Keithley2450:
         self.pending_language = language
         self.lead_resistance = lead_resistance
         self._rng = random.Random(seed)
+        #: ``:READ?`` commands seen (by identity: the parse cache hands out the same
+        #: objects) with their element names
+        self._read_plans: dict[int, tuple[Command, list[str], str]] = {}
+        self._prepared: dict[bytes, tuple[_Prepared, ...]] = {}
         self.errors: deque[tuple[int, str, float]] = deque()
         self._tree = self._build_tree()
         self.reset()
@@ -289,10 +306,27 @@ class Keithley2450:
 
     def operating_point(self) -> OperatingPoint:
         """The source against the cell, now (after the rig advanced the physics)."""
+        v, i, limited, relay = self._point()
+        return OperatingPoint(v, i, limited, self.polarity * i, relay)
+
+    def _point(self) -> tuple[float, float, bool, bool]:
+        """``operating_point`` as a plain tuple (voltage, current, limited, relay closed):
+        the rig asks for it at every physics step."""
         t = self.terminals
-        cell = _Terminal(t.cell, self.polarity)
         cell_wired = t.connected and self.terminal_select == "FRONt"
         temperature = t.cell_temperature
+        if self.output and cell_wired and self.source_function == "CURRent":
+            # a galvanostat inside its voltage limit — the common case — as
+            # _output_on_point works it out, without the detours
+            src = self.sources["CURRent"]
+            level = src.level
+            vlim = src.limit if self.protection is None else self._vlim(src.limit)
+            r_lead = 0.0 if self.senses[self.sense_function].rsense else self.lead_resistance
+            s = self.polarity
+            v = -s * t.cell.voltage(s * level, temperature) + level * r_lead  # _Terminal
+            if abs(v) <= vlim:
+                return v, level, False, True
+        cell = _Terminal(t.cell, self.polarity)
         if not self.output:
             v, i, limited, relay = self._output_off_point(cell, temperature, cell_wired)
         elif not cell_wired:  # leads open: nothing flows, the source runs to its limit
@@ -306,7 +340,7 @@ class Keithley2450:
         else:
             v, i, limited = self._output_on_point(cell, temperature)
             relay = True
-        return OperatingPoint(v, i, limited, self.polarity * i, relay)
+        return v, i, limited, relay
 
     def _vlim(self, vlim: float) -> float:
         return vlim if self.protection is None else min(vlim, float(self.protection))
@@ -371,7 +405,7 @@ class Keithley2450:
     def cell_current(self) -> float:
         """What flows through the cell now, in the cell's convention (+ plates the working
         electrode): the rig integrates the cell with it."""
-        return self.operating_point().cell_current
+        return self.polarity * self._point()[1]
 
     # ----------------------------------------------------------- measuring
 
@@ -384,15 +418,15 @@ class Keithley2450:
         step = RESOLUTION[kind] * rng
         return round(noisy / step) * step
 
-    def _sense(self, function: str, op: OperatingPoint) -> float:
+    def _sense(self, function: str, voltage: float, current: float) -> float:
         s = self.senses[function]
         if function == "RESistance":
-            v = self._sense_value("VOLTage", op.voltage, s)
-            i = self._sense_value("CURRent", op.current, s)
+            v = self._sense_value("VOLTage", voltage, s)
+            i = self._sense_value("CURRent", current, s)
             if i == 0 or abs(i) >= OVERFLOW or abs(v) >= OVERFLOW:
                 return OVERFLOW
             return v / i
-        value = op.voltage if function == "VOLTage" else op.current
+        value = voltage if function == "VOLTage" else current
         return self._sense_value(function, value, s)
 
     def _sense_value(self, function: str, value: float, s: SenseSettings) -> float:
@@ -406,57 +440,71 @@ class Keithley2450:
 
     def measure(self) -> Reading:
         """One source-measure cycle at the present instant."""
-        op = self.operating_point()
-        value = self._sense(self.sense_function, op)
+        voltage, current, limited, _ = self._point()
+        sense_function = self.sense_function
+        if sense_function == "RESistance":
+            value = self._sense(sense_function, voltage, current)
+        else:  # _sense → _sense_value, inlined
+            s = self.senses[sense_function]
+            fixed: float | None = None
+            if sense_function == self.source_function and self.output:
+                fixed = self.sources[sense_function].range  # measuring the source: its range
+            elif not s.autorange:
+                fixed = s.range
+            if sense_function == "VOLTage":
+                value = self._digitize(voltage, "V", fixed, s.nplc)
+            else:
+                value = self._digitize(current, "I", fixed, s.nplc)
         src = self.sources[self.source_function]
         kind = "I" if self.source_function == "CURRent" else "V"
         programmed = src.level
         if not self.output:
             source = 0.0 if src.offmode == "HIMPedance" else programmed
         elif src.readback:
-            actual = op.current if kind == "I" else op.voltage
+            actual = current if kind == "I" else voltage
             source = self._digitize(actual, kind, src.range, self.senses["VOLTage"].nplc)
         else:
             source = programmed
         source_status = STAT_READBACK if src.readback else 0
         if self.output:
             source_status |= STAT_OUTPUT
-            if self.senses[self.sense_function].rsense:
+            if self.senses[sense_function].rsense:
                 source_status |= STAT_SENSE
-            if op.limited:
+            if limited:
                 source_status |= STAT_LIMIT
         status = STAT_QUESTIONABLE if abs(value) >= OVERFLOW else 0
         t = self.terminals
-        return Reading(
-            value=value,
-            source=source,
-            time=t.time,
-            unix=t.unix(),
-            unit={"VOLTage": "Volt DC", "CURRent": "Amp DC", "RESistance": "Ohm"}[
-                self.sense_function
-            ],
-            source_unit="Amp DC" if kind == "I" else "Volt DC",
-            status=status,
-            source_status=source_status,
+        fields = (
+            value,
+            source,
+            t.time,
+            t.unix(),
+            _UNITS[sense_function],
+            "Amp DC" if kind == "I" else "Volt DC",
+            status,
+            source_status,
         )
+        return _new_reading(Reading, fields)  # Reading(*fields), without a Python call
 
     # ----------------------------------------------------------- formatting
 
     def number(self, value: float) -> str:
         digits = self.precision or 7
-        return f"{value:.{digits - 1}E}"
+        return format(value, _NUMBER_SPECS[digits] if digits < 18 else f".{digits - 1}E")
 
     def _element(self, name: str, reading: Reading, buffer: ReadingBuffer) -> str:
-        origin = buffer.origin if buffer.origin is not None else reading.time
-        seconds = math.floor(reading.unix)
-        frac = reading.unix - seconds
-        stamp = _time.gmtime(seconds)
         if name == "READing":
             return self.number(reading.value)
         if name == "SOURce":
             return self.number(reading.source)
         if name == "RELative":
+            origin = buffer.origin if buffer.origin is not None else reading.time
             return self.number(reading.time - origin)
+        if name not in _CLOCK_ELEMENTS:
+            return self._other_element(name, reading)
+        seconds = math.floor(reading.unix)
+        frac = reading.unix - seconds
+        stamp = _time.gmtime(seconds)
         if name == "SEConds":
             return str(seconds)
         if name == "FRACtional":
@@ -465,8 +513,9 @@ class Keithley2450:
             return _time.strftime("%m/%d/%Y", stamp)
         if name == "TIME":
             return _time.strftime("%H:%M:%S", stamp) + f"{frac:.9f}"[1:]
-        if name == "TSTamp":
-            return _time.strftime("%m/%d/%Y %H:%M:%S", stamp) + f"{frac:.9f}"[1:]
+        return _time.strftime("%m/%d/%Y %H:%M:%S", stamp) + f"{frac:.9f}"[1:]  # TSTamp
+
+    def _other_element(self, name: str, reading: Reading) -> str:
         if name == "UNIT":
             return reading.unit
         if name == "SOURUNIT":
@@ -494,6 +543,9 @@ class Keithley2450:
         if param is None:
             return self.buffers["defbuffer1"]
         name = param.string()
+        buffer = self.buffers.get(name)  # the buffers' names differ even in lower case
+        if buffer is not None:
+            return buffer
         for key, buffer in self.buffers.items():
             if key.lower() == name.lower():
                 return buffer
@@ -502,23 +554,43 @@ class Keithley2450:
     # ------------------------------------------------------------- protocol
 
     def handle(self, line: bytes) -> bytes | None:
-        try:
-            text = line.decode("ascii")
-        except UnicodeDecodeError:
-            self.push_error(-101)
-            return None
-        text = text.rstrip("\r\n")
-        if self.language == "TSP":
-            return self._handle_tsp(text)
+        prepared = self._prepared.get(line)
+        if prepared is None or self.language == "TSP":
+            try:
+                text = line.decode("ascii")
+            except UnicodeDecodeError:
+                self.push_error(-101)
+                return None
+            text = text.rstrip("\r\n")
+            if self.language == "TSP":
+                return self._handle_tsp(text)
+            # What a line means up to its execution — its commands, syntax errors and
+            # handlers — depends on its bytes alone, so it is worked out once per line.
+            prepared = tuple(self._prepare(item) for item in parse(text))
+            if len(self._prepared) < _PREPARED_MAX:
+                self._prepared[line] = prepared
+        if len(prepared) == 1 and self.language == "SCPI":  # one command (a :READ?, mostly)
+            command, handler, error = prepared[0]
+            if command is not None and handler is not None:
+                try:
+                    reply = handler(command)
+                except ScpiError as exc:
+                    self.push_error(exc.code, exc.message)
+                    return None
+                return None if reply is None else reply.encode("ascii")
         replies: list[str] = []
-        for item in parse(text):
-            if isinstance(item, ScpiError):
-                self.push_error(item.code, item.message)
+        for command, handler, error in prepared:
+            if command is None:  # a syntax error ends the line
+                assert error is not None
+                self.push_error(error.code, error.message)
                 break
             try:
-                if self.language == "SCPI2400" and not self._shared_with_2400(item):
+                if self.language == "SCPI2400" and not self._shared_with_2400(command):
                     raise ScpiError(-113)
-                reply = self._tree.execute(item)
+                if handler is None:
+                    assert error is not None
+                    raise ScpiError(error.code, error.message)
+                reply = handler(command)
             except ScpiError as exc:
                 self.push_error(exc.code, exc.message)
                 if exc.command_error:
@@ -527,6 +599,20 @@ class Keithley2450:
             if reply is not None:
                 replies.append(reply)
         return ";".join(replies).encode("ascii") if replies else None
+
+    def _prepare(self, item: Command | ScpiError) -> _Prepared:
+        """A parsed unit with its handler, or with the error that running it will raise
+        (the command tree is fixed, so looking a header up always gives the same answer)."""
+        if isinstance(item, ScpiError):
+            return None, None, item
+        try:
+            entry = self._tree.lookup(item.header)
+        except ScpiError as exc:
+            return item, None, exc
+        handler = entry.query if item.query else entry.write
+        if handler is None:
+            return item, None, ScpiError(-113)
+        return item, handler, None
 
     def _shared_with_2400(self, command: Command) -> bool:
         """In 2400 emulation only the common commands and the error queue are the 2450's."""
@@ -985,17 +1071,40 @@ class Keithley2450:
 
     def _take(self, buffer: ReadingBuffer) -> Reading:
         reading = self.measure()
+        if self.count == 1 and buffer.origin is not None:  # buffer.add(reading), inlined
+            readings = buffer.readings
+            readings.append(reading)
+            while len(readings) > buffer.capacity:
+                readings.popleft()
+            return reading
         for _ in range(self.count):
             buffer.add(reading)
         return reading
 
     def _format(self, reading: Reading, buffer: ReadingBuffer, names: list[str]) -> str:
-        return ",".join(self._element(n, reading, buffer) for n in names)
+        digits = self.precision or 7
+        spec = _NUMBER_SPECS[digits] if digits < 18 else f".{digits - 1}E"
+        parts = []
+        for name in names:  # the numbers inline (``number``), the rest by ``_element``
+            if name == "READing":
+                parts.append(format(reading.value, spec))
+            elif name == "SOURce":
+                parts.append(format(reading.source, spec))
+            elif name == "RELative" and buffer.origin is not None:
+                parts.append(format(reading.time - buffer.origin, spec))
+            else:
+                parts.append(self._element(name, reading, buffer))
+        return ",".join(parts)
 
     def _read(self, c: Command) -> str:
-        buffer = self._buffer(c.params[0] if c.params else None)
-        names = self._elements(c.params[1:])
-        return self._format(self._take(buffer), buffer, names)
+        plan = self._read_plans.get(id(c))
+        if plan is None or plan[0] is not c:
+            key = self._buffer(c.params[0] if c.params else None).name
+            plan = (c, self._elements(c.params[1:]), key)
+            if len(self._read_plans) < 256:  # the entry keeps c alive: its id stays its own
+                self._read_plans[id(c)] = plan
+        buffer = self.buffers[plan[2]]
+        return self._format(self._take(buffer), buffer, plan[1])
 
     def _fetch(self, c: Command) -> str:
         buffer = self._buffer(c.params[0] if c.params else None)

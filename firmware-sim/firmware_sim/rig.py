@@ -128,7 +128,7 @@ class SimRig:
         self.smu = Wire(
             self.smu_firmware,
             faults=self.faults,
-            sync=self.sync,
+            sync=self._sync_locked,
             lock=self.lock,
             unplug="smu_unplug",
             silent="smu_timeout",
@@ -137,7 +137,7 @@ class SimRig:
         self.board = Wire(
             self.board_firmware,
             faults=self.faults,
-            sync=self.sync,
+            sync=self._sync_locked,
             lock=self.lock,
             unplug="serial_unplug",
             silent="board_silent",
@@ -161,7 +161,7 @@ class SimRig:
 
     @property
     def connected(self) -> bool:
-        return not self.faults.is_active("smu_compliance")
+        return "smu_compliance" not in self.faults.active
 
     def thermocouple(self) -> ThermocoupleReading:
         """The MAX31855's latest conversion at the rig's present time."""
@@ -169,14 +169,19 @@ class SimRig:
             return self._frozen
         counter = int(self.time / CONVERSION_PERIOD + 1e-6)
         probe = "ok"
-        for kind, name in _TC_PROBES.items():
-            if self.faults.is_active(kind):
-                probe = name
-                break
+        active = self.faults.active
+        if active:
+            for kind, name in _TC_PROBES.items():
+                if kind in active:
+                    probe = name
+                    break
         return self.amplifier.convert(counter, self.heater.sensor, self.heater.ambient, probe)
 
     def probe_clear(self) -> float | None:
-        if self._frozen is not None or any(self.faults.is_active(k) for k in _TC_PROBES):
+        if self._frozen is not None:
+            return None
+        active = self.faults.active
+        if active and any(k in active for k in _TC_PROBES):
             return None
         if self.amplifier.noise * 3.5 + 0.125 > MARGIN:  # too noisy for the shortcut
             return None
@@ -185,10 +190,12 @@ class SimRig:
     @property
     def heater_duty(self) -> float:
         """What the cartridge gets: the board's SSR duty, unless the hardware is broken."""
-        if self.faults.is_active("heater_stuck_on"):
-            return 1.0
-        if self.faults.is_active("heater_dead"):
-            return 0.0
+        active = self.faults.active
+        if active:
+            if "heater_stuck_on" in active:
+                return 1.0
+            if "heater_dead" in active:
+                return 0.0
         return self.board_firmware.output_duty()
 
     # ------------------------------------------------------------- physics
@@ -196,35 +203,45 @@ class SimRig:
     def sync(self) -> float:
         """Advance everything to the clock's present; returns the rig time."""
         with self.lock:
-            self.advance_to(self.now())
-            return self.time
+            return self._sync_locked()
+
+    def _sync_locked(self) -> float:
+        """``sync`` for a caller that holds the lock (the wires, at every request)."""
+        t = self.clock() - self._t0
+        if self.time < t:
+            self._advance_to(t)
+        return self.time
 
     def advance_to(self, t: float) -> None:
         with self.lock:
-            heater, board, faults = self.heater, self.board_firmware, self.faults
-            smu, cell = self.smu_firmware, self.cell
-            while self.time < t:
-                now = self.time
-                duty = self.heater_duty
-                step = STEP_HEATING if duty > 0 else STEP_IDLE
-                sensor = heater.sensor
-                if board.trip is None and not (
-                    board.limit_min + NEAR_LIMIT < sensor < board.limit_max - NEAR_LIMIT
-                ):
-                    step = CONVERSION_PERIOD  # near a limit: look at every conversion
-                t_next = min(t, now + step)
-                for event in (board.next_event(), faults.next_time()):
-                    if now < event < t_next:
-                        t_next = event
-                current = smu.cell_current()
-                before = heater.block
-                heater.advance(t_next, duty)
-                dt = t_next - now
-                cell.advance(dt, current, 0.5 * (before + heater.block))
-                self.charge += current * dt
-                self.time = t_next
-                faults.fire_due(t_next)
-                board.tick()
+            self._advance_to(t)
+
+    def _advance_to(self, t: float) -> None:
+        """``advance_to`` with the lock held."""
+        heater, board, faults = self.heater, self.board_firmware, self.faults
+        smu, cell = self.smu_firmware, self.cell
+        while self.time < t:
+            now = self.time
+            duty = self.heater_duty
+            step = STEP_HEATING if duty > 0 else STEP_IDLE
+            sensor = heater.sensor
+            if board.trip is None and not (
+                board.limit_min + NEAR_LIMIT < sensor < board.limit_max - NEAR_LIMIT
+            ):
+                step = CONVERSION_PERIOD  # near a limit: look at every conversion
+            t_next = min(t, now + step)
+            for event in (board.next_event(), faults.next_time()):
+                if now < event < t_next:
+                    t_next = event
+            current = smu.cell_current()
+            before = heater.block
+            heater.advance(t_next, duty)
+            dt = t_next - now
+            cell.advance(dt, current, 0.5 * (before + heater.block))
+            self.charge += current * dt
+            self.time = t_next
+            faults.fire_due(t_next)
+            board.tick()
 
     def _fault_effect(self, kind: str, value: object, on: bool) -> None:
         if kind == "cell_short":
