@@ -489,9 +489,12 @@ class PlainLog(_Guarded):
 
     def event(self, event: EventStatus, status: RunStatus) -> None:
         self._write(event.t, f"{event.severity} {event.kind}: {event.message}")
-        # the event has said it: a step start or state change it reports is not repeated
-        self._step = status.step.count if status.step is not None else self._step
-        self._state = status.state
+        # a step start or state change the event reports is not repeated as its own line
+        if "step" in event.kind and status.step is not None:
+            self._step = status.step.count
+        said = f"{event.kind} {event.message}".lower()
+        if "state" in event.kind or status.state in said:
+            self._state = status.state
         self._changes(status)
 
     def finished(self, status: RunStatus) -> None:

@@ -453,3 +453,67 @@ def test_quiet_console_says_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     quiet.started(example_status())
     quiet.finished(example_status())
     assert capsys.readouterr().out == ""
+
+
+def test_plain_log_still_says_a_step_change_an_unrelated_event_brings() -> None:
+    out = io.StringIO()
+    log = PlainLog(out)
+    first = example_status()
+    assert first.step is not None
+    log.started(first)
+    nxt = dataclasses.replace(first.step, count=6, path="6", kind="rest", label=None, detail="")
+    event = EventStatus(
+        t=first.t, unix=first.unix, kind="soft_short", severity="warning", message="x"
+    )
+    log.event(event, dataclasses.replace(first, step=nxt))
+    lines = out.getvalue().splitlines()
+    assert lines[-2] == "t=27:47:12 warning soft_short: x"
+    assert lines[-1].startswith("t=27:47:12 step 6/5 rest started")
+
+
+PTY_CHILD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from make_console_snapshot import example_status
+from controller.ui.console import make_console
+console = make_console()
+print(type(console).__name__, flush=True)
+status = example_status()
+console.started(status)
+console.update(status)
+console.finished(status)
+console.close()
+"""
+
+
+def test_make_console_goes_live_on_a_real_terminal(tmp_path: Path) -> None:
+    """A child process whose stdout is a pseudo-terminal gets the live console."""
+    import os
+    import subprocess
+
+    main, child = os.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "40"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PTY_CHILD, str(ROOT / "docs")],
+        stdout=child,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    os.close(main)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert text.startswith("LiveConsole")
+    assert "\x1b[" in text  # colour and cursor control: the live view
+    assert "\x1b[?25l" in text  # rich Live hides the cursor while it redraws
+    assert "125.02 °C" in text
