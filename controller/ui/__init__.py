@@ -1,0 +1,1 @@
+"""What the operator sees: the live console, reports and plots, exports."""
