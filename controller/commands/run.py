@@ -50,7 +50,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--console",
         choices=["auto", "live", "plain", "quiet"],
         default="auto",
-        help="live view: auto (live on a terminal, log lines otherwise), live, plain, quiet",
+        help="auto: live view on a terminal, plain log lines otherwise (systemd, pipes); "
+        "live/plain force one; quiet prints nothing (journal and MQTT still record all)",
     )
     parser.add_argument("--json", action="store_true", help="print the outcome as one JSON line")
 
@@ -60,17 +61,9 @@ def observer_factory(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     mode = args.console
 
     def make(telemetry):  # type: ignore[no-untyped-def]
-        try:
-            from controller.ui.console import make_console
-        except ImportError:
-            return None
+        from controller.ui.console import make_console, telemetry_link
 
-        def link() -> str:
-            if not telemetry.enabled:
-                return "journal-only"
-            return "connected" if telemetry.connected else "reconnecting"
-
-        return make_console(sys.stdout, mode=mode, link=link)
+        return make_console(sys.stdout, mode=mode, link=telemetry_link(telemetry))
 
     return make if mode != "quiet" else None
 

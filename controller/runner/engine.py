@@ -49,7 +49,7 @@ from controller.runner.state import (
     next_state,
 )
 from controller.runner.status import EventStatus, RunStatus, StepStatus
-from controller.runner.steps import End, Executor, Setup, make_executor
+from controller.runner.steps import End, Executor, Setup, make_executor, summarize
 from controller.safe_state import SafeState
 from controller.samples import Sample
 from controller.thermal.loop import SetpointRefused, ThermalLoop
@@ -430,6 +430,7 @@ class Runner:
         ex = self.executor
         assert ex is not None
         result = ex.result()
+        result["summary"] = summarize(result)
         t = self.now()
         count = self.position + 1
         self.journal.end_step(count, outcome, result, t=t, unix=self.clock.unix())

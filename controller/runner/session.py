@@ -217,37 +217,11 @@ async def execute(
 
 def results_text(outcome: RunOutcome) -> list[str]:
     """One line per step result worth reading (CCD, cycles to short, soaks, σ_e)."""
-    lines = []
-    for r in outcome.results:
-        kind = r.get("kind")
-        head = f"step {r['step']} ({r.get('path')} {kind}) {r.get('outcome')}"
-        if kind == "ccd_ramp":
-            ccd = r.get("ccd_mA_per_cm2")
-            temp = r.get("temperature_degC")
-            at = f" at {temp:.1f} °C" if temp is not None else ""
-            lines.append(
-                f"{head}: CCD {ccd:.3g} mA/cm²{at}"
-                if ccd is not None
-                else f"{head}: no short up to {r.get('max_mA_per_cm2', 0):.3g} mA/cm²"
-            )
-        elif kind == "cycle":
-            n = r.get("cycles_to_short")
-            lines.append(
-                f"{head}: shorted after {n} cycles"
-                if n is not None
-                else f"{head}: {r.get('cycles_completed')} cycles, no short"
-            )
-        elif kind == "temperature":
-            lines.append(
-                f"{head}: {r.get('time_in_band_s', 0) / 3600:.2f} h in band at "
-                f"{r.get('setpoint_degC'):g} °C"
-            )
-        elif kind == "dc_polarization":
-            sigma = r.get("conductivity_S_per_cm")
-            lines.append(
-                f"{head}: σ_e = {sigma:.3g} S/cm" if sigma else f"{head}: no steady current"
-            )
-    return lines
+    return [
+        f"step {r['step']} ({r.get('path')} {r.get('kind')}) {r.get('outcome')}: {r['summary']}"
+        for r in outcome.results
+        if r.get("summary")
+    ]
 
 
 def outcome_json(outcome: RunOutcome) -> str:

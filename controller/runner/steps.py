@@ -656,6 +656,30 @@ class TemperatureRun(Executor):
         return f"{p.setpoint:g} °C ± {p.band:g}: soak {_dur(done)} of {_dur(p.soak)}, {where}"
 
 
+def summarize(r: dict[str, Any]) -> str:
+    """A step result in a few words: 'CCD 2.6 mA/cm² at 125.0 °C', 'shorted after 38
+    cycles', '6.00 h in band at 160 °C', 'σ_e = 1.2e-9 S/cm' ('' for plain steps)."""
+    kind = r.get("kind")
+    if kind == "ccd_ramp":
+        ccd, temp = r.get("ccd_mA_per_cm2"), r.get("temperature_degC")
+        at = f" at {temp:.1f} °C" if temp is not None else ""
+        if ccd is not None:
+            return f"CCD {ccd:.3g} mA/cm²{at}"
+        return f"no short up to {r.get('max_mA_per_cm2') or 0:.3g} mA/cm²"
+    if kind == "cycle":
+        n = r.get("cycles_to_short")
+        if n is not None:
+            return f"shorted after {n} cycles"
+        return f"{r.get('cycles_completed')} cycles, no short"
+    if kind == "temperature":
+        hours = (r.get("time_in_band_s") or 0) / 3600
+        return f"{hours:.2f} h in band at {r.get('setpoint_degC'):g} °C"
+    if kind == "dc_polarization":
+        sigma = r.get("conductivity_S_per_cm")
+        return f"σ_e = {sigma:.3g} S/cm" if sigma else "no steady current"
+    return ""
+
+
 def _dur(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.2f} h"
