@@ -62,6 +62,8 @@ log = logging.getLogger("heatcycler.runner")
 CHECKPOINT_EVERY = 60.0
 #: the console/observer is updated at most this often (wall seconds)
 VIEW_EVERY = 0.25
+#: on resume, the block must stay in band this long before current flows again (s)
+SETTLE_BEFORE_RESUME = 60.0
 #: how long pause/abort wait for the sample loop to reach its safe point (s)
 COMMAND_TIMEOUT = 15.0
 
@@ -353,9 +355,12 @@ class Runner:
                     self._end_step(outcome)
                     action = getattr(proto.params(step), "on_interrupt", proto.ShortAction.NEXT)
                     self._after(action, f"step {count} was interrupted")
+                    self.position += 1
+                    self._checkpoint(force=True)
                     continue
                 if not started:
                     self._start_step(planned, step)
+                await self._reheat(planned)
             else:
                 self._start_step(planned, step)
             end, event = await self._run_step(ex, count)
@@ -378,6 +383,56 @@ class Runner:
                 )
             self.position += 1
             self._checkpoint(force=True)
+
+    async def _reheat(self, planned: Any) -> None:
+        """Before a resumed electrochemical step: the block cooled during the gap, so bring
+        it back to the last temperature step's setpoint and wait until it is in the band
+        (current off meanwhile); beats, trips, abort and signals are honoured."""
+        if planned.kind == "temperature":
+            return  # the step sets its own target and soaks
+        previous = [
+            step_at(self.protocol.steps, p.index)
+            for p in self.steps[: self.position]
+            if p.kind == "temperature"
+        ]
+        if not previous:
+            return
+        p = previous[-1].temperature
+        self.thermal.set_target(p.setpoint, p.ramp)
+        if self.thermal.in_band(p.band):
+            return
+        self._event(
+            "resume",
+            f"re-heating to {p.setpoint:g} °C ± {p.band:g} before continuing step "
+            f"{self.position + 1} (the block cooled during the gap)",
+            data={"setpoint": p.setpoint, "band": p.band},
+        )
+        deadline = self.clock.now() + TIMEOUT_MARGIN + abs(p.setpoint - 25.0) / (
+            self.rig.heater.max_ramp_up
+        )
+        periodic = Periodic(self.clock, self.rig.heater.period)
+        inside = 0.0
+        while inside < SETTLE_BEFORE_RESUME:
+            await periodic.tick()
+            if self._abort is not None or self._interrupt is not None:
+                await self._safe_point_stop()
+            if self.supervisor.trip is not None:
+                raise _Stop(Request.FAULT, f"safety trip: {self.supervisor.trip.message}")
+            if self.hooks is not None:
+                self.hooks.beat()
+            inside = inside + self.rig.heater.period if self.thermal.in_band(p.band) else 0.0
+            if self.clock.now() > deadline:
+                raise _Stop(
+                    Request.FAULT,
+                    f"resume: the block did not come back to {p.setpoint:g} °C ± {p.band:g} "
+                    "in time: check the heater and the thermocouple",
+                )
+
+    async def _safe_point_stop(self) -> None:
+        if self._abort is not None:
+            source, reason = self._abort
+            raise _Stop(Request.ABORT, f"aborted by {source}: {reason}")
+        raise asyncio.CancelledError
 
     def _journal_gap(self, gap: tuple[float, float, float, int]) -> None:
         start, end, length, replayed = gap
@@ -455,6 +510,7 @@ class Runner:
         hooks = self.hooks
         clock = self.clock
         await self._apply(ex.begin(self.now()))
+        self.cycle = self._cycle_base + ex.cycles_started
         self._checkpoint(force=True)
         periodic = Periodic(clock, self.period)
         prev_t: float | None = None
