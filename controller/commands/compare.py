@@ -17,7 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("runs", metavar="RUN", nargs="+", help="journal paths or run ids")
     parser.add_argument(
-        "--out", type=Path, default=Path("compare"), metavar="DIR",
+        "--out",
+        type=Path,
+        default=Path("compare"),
+        metavar="DIR",
         help="where to write (default: ./compare)",
     )
     add_data_dir_arguments(parser)

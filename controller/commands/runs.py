@@ -47,12 +47,19 @@ def run(args: argparse.Namespace) -> int:
     for name in ("run", "state", "protocol", "cell", "start (UTC)", "duration", "result"):
         table.add_column(name, no_wrap=name in ("run", "start (UTC)"))
     for r in runs:
-        state = (r.state or "–") + (" (live)" if r.live else "") + (
-            " (archived)" if r.archived else ""
+        state = (
+            (r.state or "–") + (" (live)" if r.live else "") + (" (archived)" if r.archived else "")
         )
-        start = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.started_unix)) if r.started_unix else "–"
+        start = (
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.started_unix)) if r.started_unix else "–"
+        )
         table.add_row(
-            r.run_id, state, r.protocol or "–", r.cell or "–", start, hours(r.duration_s),
+            r.run_id,
+            state,
+            r.protocol or "–",
+            r.cell or "–",
+            start,
+            hours(r.duration_s),
             r.result or "–",
         )
     Console(width=None if sys.stdout.isatty() else 160).print(table)

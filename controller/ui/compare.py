@@ -1,8 +1,9 @@
 """``heatcycler compare``: runs side by side (heat therapy vs control): one figure, one table.
 
 The figure: the polarization (largest |V|) of each cycle of each run's final cycling step
-against the cycle number, and a bar of cycles to short per run. The table: run, protocol, cell, therapy (time the block
-read ≥ 150 °C, from the samples), cycles to short, CCDs, state. Runs are read one at a
+against the cycle number, and a bar of cycles to short per run. The table: run, protocol,
+cell, therapy (time the block read ≥ 150 °C, from the samples), cycles to short, CCDs,
+state. Runs are read one at a
 time and only one number per cycle is kept of each.
 """
 
@@ -31,7 +32,7 @@ class Compared:
     therapy_s: float
     cycles_to_short: int | None
     cycles_completed: int | None
-    ccd_mA_per_cm2: list[float | None]
+    ccd_mA_per_cm2: list[float | None]  # noqa: N815 (the unit's spelling)
     cycling_step: str | None
     # the final cycling step's polarization: cycle number (1-based), largest |V| in it
     trace_h: Any = None
@@ -106,8 +107,13 @@ def figure(runs: list[Compared]) -> Any:
             bar.set_alpha(0.5)
         text = str(r.cycles_to_short) if r.cycles_to_short is not None else "no short"
         ax_b.annotate(
-            text, (k, bar.get_height()), ha="center", va="bottom", fontsize=8,
-            xytext=(0, 2), textcoords="offset points",
+            text,
+            (k, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 2),
+            textcoords="offset points",
         )
     ax_b.set_xticks(range(len(runs)), names, fontsize=7)
     ax_b.set_ylabel("cycles to short")
@@ -116,8 +122,15 @@ def figure(runs: list[Compared]) -> Any:
     return fig
 
 
-TABLE = ("run", "protocol", "cell", f"therapy (≥ {THERAPY_DEGC:g} °C)", "cycles to short",
-         "CCD / mA/cm²", "state")
+TABLE = (
+    "run",
+    "protocol",
+    "cell",
+    f"therapy (≥ {THERAPY_DEGC:g} °C)",
+    "cycles to short",
+    "CCD / mA/cm²",
+    "state",
+)
 
 
 def table_rows(runs: list[Compared]) -> list[list[str]]:

@@ -201,9 +201,7 @@ def _batches(reader: JournalReader, view: RunView) -> Iterator[Any]:
             np.where(mode == 2, level_a, np.nan),
             mode,
         ]
-        yield pa.record_batch(
-            [pa.array(a, from_pandas=True) for a in arrays], schema=schema
-        )
+        yield pa.record_batch([pa.array(a, from_pandas=True) for a in arrays], schema=schema)
 
 
 def schema_of() -> Any:

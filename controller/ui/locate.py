@@ -90,9 +90,9 @@ def resolve(run: str, data_dir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def open_journal(run: str | Path, data_dir: Path, *, need_samples: bool = True) -> Iterator[
-    JournalReader
-]:
+def open_journal(
+    run: str | Path, data_dir: Path, *, need_samples: bool = True
+) -> Iterator[JournalReader]:
     """A reader of the run's journal (archives decompressed to a temp file meanwhile)."""
     from controller.service.runs import open_run
 
@@ -121,16 +121,13 @@ def check(reader: JournalReader, path: Path, *, need_samples: bool) -> None:
     hint = "give a run journal written by heatcycler (<data_dir>/<run>.sqlite)"
     try:
         tables = {
-            r[0]
-            for r in reader._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            r[0] for r in reader._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
     except sqlite3.DatabaseError as exc:
         raise UserError(f"{path}: not a run journal ({exc})", hint) from None
     missing = {"meta", "samples", "events", "steps"} - tables
     if missing:
-        raise UserError(
-            f"{path}: not a run journal (no {', '.join(sorted(missing))} table)", hint
-        )
+        raise UserError(f"{path}: not a run journal (no {', '.join(sorted(missing))} table)", hint)
     if need_samples and reader.last_seq() == 0:
         raise UserError(
             f"{path}: the journal has no samples",

@@ -129,7 +129,7 @@ def overview(
         hi = (s.ended_t / 3600.0) if s.ended_t is not None else end
         for ax in axes:
             ax.axvspan(lo, hi, color="0.92" if k % 2 else "0.97", zorder=0, lw=0)
-        wide = (hi - lo) >= 0.06 * max(end, 1e-9)
+        wide = (hi - lo) >= 0.03 * max(end, 1e-9)
         ax_v.text(
             (lo + hi) / 2,
             1.01,
@@ -212,9 +212,7 @@ def cycle_profiles(cols: Columns, steps: Sequence[StepInfo], *, title: str) -> A
     return fig if drawn else None
 
 
-def ccd_ramp(
-    cols: Columns, step: StepInfo, *, area_cm2: float | None, title: str
-) -> Any | None:
+def ccd_ramp(cols: Columns, step: StepInfo, *, area_cm2: float | None, title: str) -> Any | None:
     """Voltage per current-density level against time, the CCD marked; and the largest
     |V| per level against the level."""
     sl = cols.step_slice(step.step)

@@ -68,12 +68,12 @@ def step_infos(rows: Iterable[Any]) -> list[StepInfo]:
                 result = None
         out.append(
             StepInfo(
-                step=int(get("step") or 0),
+                step=int(number(get("step")) or 0),
                 path=str(get("path") or get("step") or ""),
                 kind=str(get("kind") or "?"),
                 label=get("label"),
-                started_t=float(get("started_t") or 0.0),
-                ended_t=None if get("ended_t") is None else float(get("ended_t")),
+                started_t=number(get("started_t")) or 0.0,
+                ended_t=number(get("ended_t")),
                 outcome=get("outcome"),
                 result=result if isinstance(result, dict) else {},
             )
@@ -108,7 +108,7 @@ def findings(steps: Iterable[StepInfo]) -> Findings:
             f.cycles.append(
                 base
                 | {
-                    "cycles_to_short": int(to_short) if number(to_short) is not None else None,
+                    "cycles_to_short": _int(to_short),
                     "cycles_completed": _int(r.get("cycles_completed")),
                     "current_density_mA_per_cm2": number(r.get("current_density_mA_per_cm2")),
                     "temperature_degC": number(r.get("temperature_degC")),

@@ -194,7 +194,8 @@ def _step_result_text(step: dict[str, Any]) -> str:
     if kind == "temperature":
         return (
             f"{fmt(r.get('setpoint_degC'), 'g', '°C')}, in band "
-            f"{hours(number(r.get('time_in_band_s')))}, mean {fmt(number(r.get('mean_degC')), '.2f', '°C')}"
+            f"{hours(number(r.get('time_in_band_s')))}, "
+            f"mean {fmt(number(r.get('mean_degC')), '.2f', '°C')}"
         )
     if kind == "cycle":
         short = r.get("cycles_to_short")
@@ -210,7 +211,8 @@ def _step_result_text(step: dict[str, Any]) -> str:
             f"steady {fmt(r.get('steady'))}"
         )
     if "ended_by" in r or "final_voltage_V" in r:
-        return f"ended by {fmt(r.get('ended_by'))}, {fmt(number(r.get('final_voltage_V')), '.4f', 'V')}"
+        final = fmt(number(r.get("final_voltage_V")), ".4f", "V")
+        return f"ended by {fmt(r.get('ended_by'))}, {final}"
     return ""
 
 
