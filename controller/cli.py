@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("controller.commands.run", "run a protocol (--sim: the software rig, virtual time)"),
+    "resume": ("controller.commands.resume", "continue an interrupted run from its journal"),
     "validate": ("controller.commands.validate", "check protocol files; exit 2 on problems"),
     "plan": ("controller.commands.plan", "dry-run a protocol: timeline, durations, limits"),
     "schema": ("controller.commands.schema", "write or check protocols/schema.json"),

@@ -592,6 +592,11 @@ class CcdRampParams(ElectrochemBase):
     rest: Duration = 0.0
     cycles_per_level: int = Field(1, ge=1)
     on_short: ShortAction = ShortAction.NEXT
+    on_interrupt: ShortAction = Field(
+        ShortAction.NEXT,
+        description="after a crash or power cut mid-ramp, the ramp ends as `interrupted` "
+        "(the cell's history changed); then: next step, end or abort the run",
+    )
     until: UntilField = None
 
     @model_validator(mode="after")
