@@ -143,7 +143,7 @@ def overview(
     seen: set[str] = set()
     for e in events:
         style = EVENT_STYLE.get(e.kind)
-        if style is None:
+        if style is None or (e.kind == "safe_state" and e.severity == "info"):
             continue
         colour, text = style
         for ax in axes:

@@ -34,7 +34,7 @@ from controller.ui.results import (
 #: gaps between stored samples longer than this are not counted as time at temperature
 MAX_SAMPLE_GAP_S = 600.0
 #: kinds listed one by one under "faults and trips"
-FAULT_KINDS = frozenset({"trip", "safe_state", "gap", "hard_short", "voltage_limit"})
+FAULT_KINDS = frozenset({"trip", "gap", "hard_short", "voltage_limit"})
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,9 @@ def build(view: RunView, t: np.ndarray, temperature: np.ndarray) -> dict[str, An
             "message": e.message,
         }
         for e in view.events
-        if e.severity == "fault" or e.kind in FAULT_KINDS
+        if e.severity == "fault"
+        or e.kind in FAULT_KINDS
+        or (e.kind == "safe_state" and e.severity != "info")  # not the normal end
     ]
     return {
         "run_id": view.run_id,
