@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("controller.commands.doctor", "check the rig is fit to run unattended; a fix each"),
     "archive": ("controller.commands.archive", "compress finished runs (xz); list runs"),
     "service": ("controller.commands.service", "systemd entry: resume an interrupted run or idle"),
+    "runs": ("controller.commands.runs", "list the runs in the data directory with their results"),
+    "report": ("controller.commands.report", "a run's plots (PNG) and summary (Markdown, JSON)"),
+    "compare": ("controller.commands.compare", "compare runs: one figure and a table"),
+    "export": ("controller.commands.export", "export a run as Battery Data Format CSV/Parquet"),
 }
 
 

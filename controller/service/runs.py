@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.journal import JournalReader, is_locked, run_paths
+from controller.ui.results import headline, step_infos
 
 #: ``meta.state`` of a run that is over (the runner's FINAL states: it never leaves them)
 FINISHED_STATES = frozenset({"finished", "aborted"})
@@ -60,6 +61,17 @@ class RunInfo:
     size: int  # bytes on disk (journal + WAL, or the archive)
     original_size: int | None = None  # an archive's uncompressed size
     sha256: str | None = None  # an archive's uncompressed content
+    protocol: str | None = None  # meta.protocol_name
+    cell: str | None = None  # the cell's id (meta.cell)
+    ended_unix: float | None = None  # meta.ended_unix (set when the run stopped)
+    result: str | None = None  # e.g. "short after 154 cycles" (controller.ui.results)
+
+    @property
+    def duration_s(self) -> float | None:
+        end = self.ended_unix if self.ended_unix is not None else self.last_unix
+        if end is None or self.started_unix is None:
+            return None
+        return max(0.0, end - self.started_unix)
 
     @property
     def finished(self) -> bool:
@@ -79,6 +91,7 @@ class RunInfo:
             "finished": self.finished,
             "interrupted": self.interrupted,
             "faulted": self.faulted,
+            "duration_s": self.duration_s,
         }
 
 
@@ -120,6 +133,11 @@ def _summary(path: Path, run_id: str, *, archived: bool, live: bool) -> RunInfo:
         samples = int(_one(conn, "SELECT coalesce(max(seq), 0) FROM samples"))
         events = int(_one(conn, "SELECT coalesce(max(seq), 0) FROM events"))
         checkpoints = int(_one(conn, "SELECT count(*) FROM checkpoints") or 0)
+        cols = ("step", "path", "kind", "label", "started_t", "ended_t", "outcome", "result")
+        step_rows = [
+            dict(zip(cols, r, strict=True))
+            for r in conn.execute(f"SELECT {', '.join(cols)} FROM steps ORDER BY step")
+        ]
     finally:
         conn.close()
     known = [float(t) for t in times if t is not None]
@@ -139,7 +157,25 @@ def _summary(path: Path, run_id: str, *, archived: bool, live: bool) -> RunInfo:
         events=events,
         checkpoints=checkpoints,
         size=size,
+        protocol=meta.get("protocol_name"),
+        cell=_cell_id(meta.get("cell")),
+        ended_unix=_number(meta.get("ended_unix")),
+        result=headline(step_infos(step_rows)),
     )
+
+
+def _cell_id(raw: str | None) -> str | None:
+    """The cell's id from ``meta.cell`` (JSON with an ``id``, or the id itself)."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+    if isinstance(value, dict):
+        cell = value.get("id")
+        return str(cell) if cell is not None else None
+    return str(value)
 
 
 def _number(text: object) -> float | None:
