@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("controller.commands.demo", "heat therapy vs control on the simulated rig, compared"),
     "run": ("controller.commands.run", "run a protocol (--sim: the software rig, virtual time)"),
     "resume": ("controller.commands.resume", "continue an interrupted run from its journal"),
     "validate": ("controller.commands.validate", "check protocol files; exit 2 on problems"),

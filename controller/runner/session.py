@@ -108,7 +108,9 @@ def start_run(
             f"data directory {directory}: {exc.strerror or exc}",
             "pass --data-dir DIR (a writable directory), or set data_dir in the rig file",
         ) from None
-    run_id = new_run_id(rig.rig, protocol.cell.id, time.time())
+    # a virtual run's clock starts at VIRTUAL_EPOCH: its id says so too (as its samples do)
+    started = VIRTUAL_EPOCH if options.virtual else time.time()
+    run_id = new_run_id(rig.rig, protocol.cell.id, started)
     path = directory / f"{run_id}.sqlite"
     n = 1
     while path.exists():
