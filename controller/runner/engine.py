@@ -193,6 +193,7 @@ class Runner:
         self.cycle = self.start_point.cycle
         self._cycle_base = self.cycle
         self.results: list[dict[str, Any]] = []
+        self.steps_done = self.position
         self.events: deque[EventStatus] = deque(maxlen=8)
         self.samples_seen = 0
         self.last: tuple[float, float, float] | None = None  # t, V, I
@@ -498,6 +499,7 @@ class Runner:
             data={"step": count, "outcome": outcome, "result": result},
         )
         self.executor = None
+        self.steps_done += 1
 
     async def _run_step(self, ex: Executor, count: int) -> tuple[End, ShortEvent | None]:
         """The sample loop of one step."""
@@ -820,7 +822,7 @@ class Runner:
             t=t,
             unix=self.clock.unix(),
             step=step_status,
-            steps_done=self.position,
+            steps_done=self.steps_done,
             steps_total=len(self.steps),
             remaining=(remaining_min, remaining_max),
             cycle=self.cycle,
