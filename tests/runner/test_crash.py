@@ -43,7 +43,7 @@ SETPOINT, BAND, SOAK, EVERY = 30.0, 1.0, 20.0, 0.5
 HALF, COUNT = 5.0, 3
 CURRENT_DENSITY = 0.02  # mA/cm², cycle_protocol's
 LEASE = 3.0
-#: a block that loses heat ten times faster than the default: holding it takes a duty well
+#: a block that loses heat twenty times faster than the default: holding it takes a duty well
 #: above 0 (the default block overshoots a small step and soaks at duty 0), so the board's
 #: lease has something to drop
 LOSSY = ("loss=20",)
