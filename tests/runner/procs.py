@@ -284,13 +284,18 @@ def controlled(c: Controller) -> Iterator[Controller]:
 
 
 def the_journal(data: Path, c: Controller | None = None, within: float = PATIENCE) -> Path:
-    """The one ``*.sqlite`` in ``data`` (waits until the run created it)."""
+    """The one ``*.sqlite`` in ``data`` (waits until the run created it and its meta)."""
     end = time.monotonic() + within
     while True:
         found = sorted(data.glob("*.sqlite")) if data.exists() else []
         if found:
             assert len(found) == 1, found
-            return found[0]
+            try:
+                with JournalReader(found[0]) as reader:
+                    if "state" in reader.meta():  # created and its schema written
+                        return found[0]
+            except sqlite3.OperationalError:
+                pass
         if c is not None and not c.alive():
             raise AssertionError(f"the controller exited without a journal\n{c.output()}")
         if time.monotonic() > end:
