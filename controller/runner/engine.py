@@ -512,6 +512,8 @@ class Runner:
         hooks = self.hooks
         clock = self.clock
         await self._apply(ex.begin(self.now()))
+        # the step's first sample belongs to the cycle it begins in (a resumed step: the
+        # interrupted one), not to the count before it
         self.cycle = self._cycle_base + ex.cycles_started
         self._checkpoint(force=True)
         periodic = Periodic(clock, self.period)

@@ -367,6 +367,11 @@ class CycleRun(Phases):
         cycle, _ = divmod(self.phase, per)
         self.book.completed = cycle
         self.book.counter.charge = float(state.get("book_charge", 0.0))
+        self.book._started = True  # begin() must not restart the counter: keep that charge
+
+    def replayed(self, dt: float, i: float, temperature: float | None) -> None:
+        super().replayed(dt, i, temperature)
+        self.book.counter.charge += abs(i) * dt
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "book_charge": self.book.counter.charge}
