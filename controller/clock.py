@@ -43,17 +43,21 @@ class _VirtualSelector(selectors.DefaultSelector):
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         loop = self.loop
-        if timeout is not None and loop is not None and not loop.threads_in_flight:
+        if (
+            timeout is not None
+            and loop is not None
+            and not loop.threads_in_flight
+            and len(self._fd_to_key) <= 1  # type: ignore[attr-defined]
+        ):
             # Timers or ready callbacks only, and no I/O of anyone's but the loop's own
             # pipe: a poll (a system call) per iteration would be most of a virtual
             # second's cost, so the pipe is polled on a wall-clock schedule instead.
-            if len(self._fd_to_key) <= 1:  # type: ignore[attr-defined]
-                wall = time.monotonic()
-                if wall < self._poll_after:
-                    if timeout > 0:
-                        loop.advance(timeout)
-                    return []
-                self._poll_after = wall + PIPE_POLL
+            wall = time.monotonic()
+            if wall < self._poll_after:
+                if timeout > 0:
+                    loop.advance(timeout)
+                return []
+            self._poll_after = wall + PIPE_POLL
         ready = super().select(0)
         if ready or (timeout is not None and timeout <= 0):
             return ready
