@@ -161,7 +161,7 @@ class Periodic:
         if delay > 0:
             # clock.sleep_until(scheduled) without its two layers (asyncio.sleep's timer,
             # set at the same instant: now + delay, as call_later computes it)
-            wake = loop.create_future()
+            wake: asyncio.Future[None] = asyncio.Future(loop=loop)  # what create_future does
             timer = loop.call_at(now + delay, _wake, wake)
             try:
                 await wake
