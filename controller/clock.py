@@ -26,18 +26,41 @@ T = TypeVar("T")
 VIRTUAL_EPOCH = 1_767_225_600.0
 
 
+#: with only the loop's own wake-up pipe registered, a virtual loop looks at it at most
+#: this often (s of wall time): the pipe carries signals (``add_signal_handler``) and the
+#: wake-ups of ``call_soon_threadsafe``, whose callbacks are queued before the pipe is
+#: written, so nothing waits on the poll but a signal — for at most this long
+PIPE_POLL = 1e-3
+
+
 class _VirtualSelector(selectors.DefaultSelector):
     """A selector that, instead of waiting for a timer, jumps the virtual clock to it."""
 
     def __init__(self) -> None:
         super().__init__()
         self.loop: VirtualTimeLoop | None = None
+        self._poll_after = 0.0
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        loop = self.loop
+        if (
+            timeout is not None
+            and loop is not None
+            and not loop.threads_in_flight
+            and len(self._fd_to_key) <= 1  # type: ignore[attr-defined]
+        ):
+            # Timers or ready callbacks only, and no I/O of anyone's but the loop's own
+            # pipe: a poll (a system call) per iteration would be most of a virtual
+            # second's cost, so the pipe is polled on a wall-clock schedule instead.
+            wall = time.monotonic()
+            if wall < self._poll_after:
+                if timeout > 0:
+                    loop.advance(timeout)
+                return []
+            self._poll_after = wall + PIPE_POLL
         ready = super().select(0)
         if ready or (timeout is not None and timeout <= 0):
             return ready
-        loop = self.loop
         if timeout is None or (loop is not None and loop.threads_in_flight):
             # Nothing scheduled (only I/O or threads can wake us), or a worker thread is
             # busy: wait in real time without moving the virtual clock.
@@ -93,7 +116,7 @@ class Clock:
 
     def now(self) -> float:
         """Monotonic seconds (the event loop's clock)."""
-        return self.loop.time()
+        return (self._loop or asyncio.get_running_loop()).time()
 
     def unix(self) -> float:
         """Unix time of ``now()``; virtual runs count from their epoch."""
@@ -126,15 +149,34 @@ class Periodic:
 
     async def tick(self) -> float:
         """Wait for the next tick; returns its scheduled time."""
-        now = self.clock.now()
+        clock = self.clock
+        loop = clock._loop or asyncio.get_running_loop()
+        now = loop.time()
         if now > self.next + self.period:
             skipped = int((now - self.next) // self.period)
             self.missed += skipped
             self.next += skipped * self.period
-        await self.clock.sleep_until(self.next)
         scheduled = self.next
-        self.next += self.period
+        delay = scheduled - now
+        if delay > 0:
+            # clock.sleep_until(scheduled) without its two layers (asyncio.sleep's timer,
+            # set at the same instant: now + delay, as call_later computes it)
+            wake: asyncio.Future[None] = asyncio.Future(loop=loop)  # what create_future does
+            timer = loop.call_at(now + delay, _wake, wake)
+            try:
+                await wake
+            except BaseException:  # cancelled: the timer has not fired
+                timer.cancel()
+                raise
+        else:
+            await asyncio.sleep(0)
+        self.next = scheduled + self.period
         return scheduled
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def run(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from enum import IntFlag, StrEnum
+from typing import Any
 
 # ----------------------------------------------------------------------- errors
 
@@ -72,13 +73,28 @@ class Identity:
     firmware: str
 
 
-@dataclass(frozen=True, slots=True)
+def _slot_setters(cls: type, *names: str) -> tuple[Any, ...]:
+    """The slots' own setters, which a frozen dataclass's ``__setattr__`` does not guard."""
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Measurement:
     """One reading of a source-measure channel."""
 
     voltage: float  # V, measured
     current: float  # A, measured (or sourced, for a current source)
     time: float  # s, the instrument's own timestamp
+
+    def __init__(self, voltage: float, current: float, time: float) -> None:
+        # the generated __init__ of a frozen dataclass goes through object.__setattr__
+        # per field, ≈ 40 % slower: a campaign makes one Measurement per sample
+        _set_voltage(self, voltage)
+        _set_current(self, current)
+        _set_time(self, time)
+
+
+_set_voltage, _set_current, _set_time = _slot_setters(Measurement, "voltage", "current", "time")
 
 
 class SourceFunction(StrEnum):
@@ -95,7 +111,7 @@ class ThermocoupleFault(IntFlag):
     SHORT_VCC = 0x4  # thermocouple shorted to VCC
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ThermoReading:
     """One reading of the heater board."""
 
@@ -104,6 +120,26 @@ class ThermoReading:
     faults: ThermocoupleFault
     counter: int  # conversion counter; frozen readings keep the same counter
     duty: float  # 0..1, what the board is applying now (0 after a lease expired or a trip)
+
+    def __init__(
+        self,
+        temperature: float,
+        cold_junction: float,
+        faults: ThermocoupleFault,
+        counter: int,
+        duty: float,
+    ) -> None:
+        # as Measurement's: one per thermal-loop tick
+        _set_temperature(self, temperature)
+        _set_cold_junction(self, cold_junction)
+        _set_faults(self, faults)
+        _set_counter(self, counter)
+        _set_duty(self, duty)
+
+
+_set_temperature, _set_cold_junction, _set_faults, _set_counter, _set_duty = _slot_setters(
+    ThermoReading, "temperature", "cold_junction", "faults", "counter", "duty"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,13 +138,6 @@ def parse_error(reply: str) -> tuple[int, str]:
     return number, text.strip().strip('"').split(";", 1)[0]
 
 
-def _measured(text: str) -> float:
-    value = float(text)
-    if value >= OVERFLOW or value <= -OVERFLOW:
-        return math.copysign(math.inf, value)  # over range: never a plausible number
-    return value
-
-
 class Keithley2450(SourceMeter):
     """One 2450 over any :class:`Transport` (VISA, or the software rig in process).
 
@@ -292,18 +285,26 @@ class Keithley2450(SourceMeter):
             )
 
     async def read(self) -> Measurement:
-        table = self._configured()
-        reply = await self._query(READ)
-        parts = reply.split(",")
+        # the hot path of a campaign: _configured, _query and _measured inlined
+        table = self._table
+        if table is None:
+            table = self._configured()  # raises
+        transport = self.transport
+        if transport.desynced:
+            await transport.resync(*MARKER)
+        reply = await transport.query(READ)
         try:
-            if len(parts) != 3:
-                raise ValueError
-            first, second, time = _measured(parts[0]), _measured(parts[1]), float(parts[2])
+            first_text, second_text, time_text = reply.split(",")
+            first, second, time = float(first_text), float(second_text), float(time_text)
         except ValueError:
-            self.transport.desynced = True
+            transport.desynced = True
             raise GarbledReply(
-                f"{self.transport.name}: :READ? answered {reply[:80]!r}", "check the link"
+                f"{transport.name}: :READ? answered {reply[:80]!r}", "check the link"
             ) from None
+        if first >= OVERFLOW or first <= -OVERFLOW:
+            first = math.copysign(math.inf, first)  # over range: never a plausible number
+        if second >= OVERFLOW or second <= -OVERFLOW:
+            second = math.copysign(math.inf, second)
         if table.function is SourceFunction.CURRENT:
             return Measurement(first, second, time)
         return Measurement(second, first, time)

@@ -91,7 +91,15 @@ class InProcessTransport(Transport):
             ) from exc
 
     async def query(self, line: str, timeout: float | None = None) -> str:
-        reply = self._send(line)
+        # ``_send`` inlined: a virtual campaign makes millions of these calls
+        if self._closed:
+            raise LinkLost(f"{self.name}: transport is closed", "reopen the instrument")
+        try:
+            reply = self.device.handle(line.encode("ascii"))
+        except ConnectionError as exc:
+            raise LinkLost(
+                f"{self.name}: link lost ({exc})", "check the cable / USB connection"
+            ) from exc
         if reply is None:
             wait = self.timeout if timeout is None else timeout
             await asyncio.sleep(wait)  # a silent instrument costs its timeout (virtual: free)

@@ -276,34 +276,64 @@ class SafetySupervisor:
 
     async def run(self) -> None:
         """Watchdog task: trips when no new reading arrived for ``stale_after``. Returns
-        after a trip (of any check); cancel it when the run ends."""
+        after a trip (of any check); cancel it when the run ends.
+
+        The check runs as a timer callback at ``fresh + stale_after + 1 ms`` (re-armed from
+        there while readings keep coming), not as this task waking up: the same instants
+        and the same trip, without a task switch every two seconds of a campaign."""
         clock = self.clock
-        stale_after = self.limits.stale_after
+        loop = asyncio.get_running_loop()
         if self._fresh is None:
             self._fresh = clock.now()
-        while self.trip is None:
-            now = clock.now()
-            age = now - self._fresh
-            if age > stale_after:
-                seen = self._seen
-                if seen is not None and now - seen <= stale_after:
-                    what = (
-                        f"readings frozen: the thermocouple's conversion counter has not "
-                        f"moved for {age:.1f} s"
-                    )
-                else:
-                    what = f"no temperature reading for {age:.1f} s"
-                self._trip(
-                    "stale",
-                    f"{what} (limit {stale_after:g} s, rig setting safety.stale_after)",
-                    age,
-                    stale_after,
-                    "safety.stale_after",
-                    now,
-                )
-                break
-            await clock.sleep(stale_after - age + 1e-3)
+        stopped: asyncio.Future[None] = loop.create_future()
+        timer: asyncio.TimerHandle | None = None
+
+        def check() -> None:
+            nonlocal timer
+            timer = None
+            if self.trip is None:
+                now = clock.now()
+                delay = self._stale_check(now)
+                if delay is not None:
+                    # clock.sleep(delay): the timer asyncio.sleep would set
+                    timer = loop.call_at(now + max(0.0, delay), check)
+                    return
+            if not stopped.done():
+                stopped.set_result(None)
+
+        check()
+        try:
+            await stopped
+        finally:
+            if timer is not None:
+                timer.cancel()
         await self.wait()
+
+    def _stale_check(self, now: float) -> float | None:
+        """Trip if the newest reading is older than ``stale_after``; else how long until it
+        would be (plus 1 ms), for the watchdog's next look."""
+        stale_after = self.limits.stale_after
+        assert self._fresh is not None
+        age = now - self._fresh
+        if age <= stale_after:
+            return stale_after - age + 1e-3
+        seen = self._seen
+        if seen is not None and now - seen <= stale_after:
+            what = (
+                f"readings frozen: the thermocouple's conversion counter has not "
+                f"moved for {age:.1f} s"
+            )
+        else:
+            what = f"no temperature reading for {age:.1f} s"
+        self._trip(
+            "stale",
+            f"{what} (limit {stale_after:g} s, rig setting safety.stale_after)",
+            age,
+            stale_after,
+            "safety.stale_after",
+            now,
+        )
+        return None
 
     # ------------------------------------------------------------------ checks
 
