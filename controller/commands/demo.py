@@ -115,9 +115,7 @@ def run(args: argparse.Namespace) -> int:
             source / file,
             rig,
             data_dir=data,
-            options=RunOptions(
-                virtual=True, seed=args.seed, mqtt="off", observer_factory=observe
-            ),
+            options=RunOptions(virtual=True, seed=args.seed, mqtt="off", observer_factory=observe),
         )
         journals[name] = outcome.journal
     compared = []

@@ -52,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir if args.data_dir is not None else Path(rig.data_dir)
     path = find_journal(args.journal, data_dir)
     virtual = simulated(rig) and not (rig.sim is not None and rig.sim.realtime)
-    options = RunOptions(
-        virtual=virtual, mqtt=args.mqtt, observer_factory=observer_factory(args)
-    )
+    options = RunOptions(virtual=virtual, mqtt=args.mqtt, observer_factory=observer_factory(args))
     outcome = resume_run(path, rig, options=options, force=args.force)
     return report_outcome(args, outcome)

@@ -408,8 +408,10 @@ class Runner:
             f"{self.position + 1} (the block cooled during the gap)",
             data={"setpoint": p.setpoint, "band": p.band},
         )
-        deadline = self.clock.now() + TIMEOUT_MARGIN + abs(p.setpoint - 25.0) / (
-            self.rig.heater.max_ramp_up
+        deadline = (
+            self.clock.now()
+            + TIMEOUT_MARGIN
+            + abs(p.setpoint - 25.0) / (self.rig.heater.max_ramp_up)
         )
         periodic = Periodic(self.clock, self.rig.heater.period)
         inside = 0.0

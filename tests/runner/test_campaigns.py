@@ -33,7 +33,7 @@ def run_bundled(name: str, data: Path) -> Path:
 @pytest.fixture(scope="module")
 def campaigns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     data = tmp_path_factory.mktemp("campaigns")
-    yield {
+    return {
         "therapy": run_bundled("heat-therapy-LiBH4.yaml", data),
         "control": run_bundled("control-no-therapy-LiBH4.yaml", data),
     }
