@@ -600,16 +600,19 @@ class TemperatureRun(Executor):
         soak = self.soak
         assert soak is not None
         assert self.setup.thermal is not None
-        if soak.entered is not None or soak.elapsed > 0:
-            if self.reached_t is None:
-                self.reached_t = t
+        thermal = self.setup.thermal
+        if self.reached_t is None and (
+            soak.entered is not None or soak.elapsed > 0 or thermal.in_band(self.params.band)
+        ):
+            self.reached_t = t  # (a soak of 0 s is never advanced: the band itself counts)
+        if self.reached_t is not None:
             temperature = self.setup.thermal.temperature
             if temperature is not None and soak.inside:
                 err = temperature - self.params.setpoint
                 self._sum += temperature
                 self._sum2 += err * err
                 self._n += 1
-        if soak.done:
+        if soak.done and self.reached_t is not None:
             self.ended_by = "soak"
             return End("completed", "soak")
         if self.reached_t is None and self.elapsed >= self.timeout:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 REALTIME_PROTOCOL = """\
 name: bench-10Hz
-cell: {id: B10, electrolyte: LiBH4, type: symmetric, area: 0.785 cm^2, thickness: 1.0 mm}
+cell: {id: B10, electrolyte: LLZO, type: symmetric, area: 0.785 cm^2, thickness: 1.0 mm}
 safety:
   voltage: {min: -1 V, max: 1 V}
   temperature_max: 60 degC

@@ -234,3 +234,14 @@ def test_on_short_decides_what_follows_a_ramp_short(
     t_short = shorts[0].data["time_s"]
     later = cols["current"][(cols["t"] > t_short) & (cols["t"] < t_short + 60)]
     assert (abs(later) < 1e-6).all()
+
+
+def test_a_temperature_step_without_soak_ends_when_the_band_is_reached(tmp_path: Path) -> None:
+    run = run_sim(
+        protocol_text("  - temperature: {setpoint: 60 degC, band: 1 degC, soak: 0 s}\n"), tmp_path
+    )
+    with JournalReader(run.journal) as reader:
+        (step,) = reader.steps()
+    assert step.result is not None
+    assert step.result["reached_t"] is not None
+    assert (step.ended_t or 0) - step.started_t > 60  # 35 K at ≤ 20 K/min
