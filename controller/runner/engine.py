@@ -417,8 +417,7 @@ class Runner:
         inside = 0.0
         while inside < SETTLE_BEFORE_RESUME:
             await periodic.tick()
-            if self._abort is not None or self._interrupt is not None:
-                await self._safe_point_stop()
+            self._honour_stop()
             if self.supervisor.trip is not None:
                 raise _Stop(Request.FAULT, f"safety trip: {self.supervisor.trip.message}")
             if self.hooks is not None:
@@ -431,11 +430,13 @@ class Runner:
                     "in time: check the heater and the thermocouple",
                 )
 
-    async def _safe_point_stop(self) -> None:
+    def _honour_stop(self) -> None:
+        """Raise for a pending abort (``_Stop``) or signal (``CancelledError``)."""
         if self._abort is not None:
             source, reason = self._abort
             raise _Stop(Request.ABORT, f"aborted by {source}: {reason}")
-        raise asyncio.CancelledError
+        if self._interrupt is not None:
+            raise asyncio.CancelledError
 
     def _journal_gap(self, gap: tuple[float, float, float, int]) -> None:
         start, end, length, replayed = gap
@@ -651,11 +652,7 @@ class Runner:
     async def _safe_point(self, ex: Executor) -> None:
         """Between samples: honour abort, interrupt and pause (current off, temperature
         held, beats continue) until resumed."""
-        if self._abort is not None:
-            source, reason = self._abort
-            raise _Stop(Request.ABORT, f"aborted by {source}: {reason}")
-        if self._interrupt is not None:
-            raise asyncio.CancelledError
+        self._honour_stop()
         if self.state is RunState.PAUSED:
             await self.channel.off()
             self._checkpoint(force=True)
@@ -668,9 +665,7 @@ class Runner:
                     self.hooks.beat()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._resumed.wait(), self.rig.heater.period)
-            if self._abort or self._interrupt:
-                await self._safe_point(ex)
-                return
+            self._honour_stop()
             await self._apply(ex.source)
 
     # ------------------------------------------------------------------ state

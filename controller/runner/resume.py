@@ -12,6 +12,7 @@ history changed) and its ``on_interrupt`` decides what follows. The gap is journ
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,29 +32,17 @@ def read_start(path: Path) -> tuple[dict[str, str], StartPoint, float, dict[str,
         meta = reader.meta()
         checkpoint = reader.last_checkpoint()
         conn = reader._conn
-        last_t = max(
-            [
-                float(v)
-                for v in (
-                    conn.execute("SELECT max(t) FROM samples").fetchone()[0],
-                    conn.execute("SELECT max(t) FROM events").fetchone()[0],
-                    conn.execute("SELECT max(t) FROM checkpoints").fetchone()[0],
-                )
-                if v is not None
-            ]
-            or [0.0]
-        )
-        last_unix = max(
-            [
-                float(v)
-                for v in (
-                    conn.execute("SELECT max(unix) FROM samples").fetchone()[0],
-                    conn.execute("SELECT max(unix) FROM events").fetchone()[0],
-                    conn.execute("SELECT max(unix) FROM checkpoints").fetchone()[0],
-                )
-                if v is not None
-            ]
-            or [0.0]
+        last_t, last_unix = (
+            max(
+                [
+                    float(v)
+                    for table in ("samples", "events", "checkpoints")
+                    if (v := conn.execute(f"SELECT max({col}) FROM {table}").fetchone()[0])
+                    is not None
+                ]
+                or [0.0]
+            )
+            for col in ("t", "unix")
         )
         if checkpoint is None:
             return meta, StartPoint(t=last_t), last_unix, {"replayed": 0}
@@ -116,34 +105,17 @@ def resume_run(
         raise UserError(f"{path}: the journal has no protocol text", "")
     protocol = load_valid_protocol(Path(meta.get("protocol_path", "protocol.yaml")), rig, text)
     options = options or RunOptions()
-    if mqtt is not None or hooks is not None:
-        options = RunOptions(
-            virtual=options.virtual,
-            seed=options.seed,
-            faults=options.faults,
-            mqtt=mqtt if mqtt is not None else options.mqtt,
-            observer_factory=options.observer_factory,
-            hooks=hooks if hooks is not None else options.hooks,
-            handle_signals=options.handle_signals,
-            notice=options.notice,
-        )
+    if mqtt is not None:
+        options = replace(options, mqtt=mqtt)
+    if hooks is not None:
+        options = replace(options, hooks=hooks)
     journal = Journal.open(path, durable=not options.virtual, threaded=not options.virtual)
     if not journal.lock():
         journal.close()
         raise UserError(f"{path} is held by another controller", "")
     now_unix = time.time() if not options.virtual else last_unix + 1.0
     gap = max(0.0, now_unix - last_unix)
-    start = StartPoint(
-        position=start.position,
-        step_state=start.step_state,
-        step_started=start.step_started,
-        cycle=start.cycle,
-        t=start.t + gap,
-        sample_t=start.sample_t,
-        replay=start.replay,
-        replay_from=start.replay_from,
-        gap=(start.t, start.t + gap, gap, info["replayed"]),
-    )
+    start = replace(start, t=start.t + gap, gap=(start.t, start.t + gap, gap, info["replayed"]))
     journal.set_meta("state", "idle")
     run_id = meta.get("run_id", path.stem)
 

@@ -16,6 +16,7 @@ band across a resume.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -59,40 +60,37 @@ class Setup:
 class Conditions:
     """``until:`` of a step (OR of its conditions), evaluated per sample."""
 
-    __slots__ = ("_since", "_window", "above", "abs_above", "below", "capacity", "steady")
+    __slots__ = ("_since", "_window", "active", "capacity", "steady", "voltage")
 
     def __init__(self, until: proto.Until | None, area: float) -> None:
-        hold = until.hold_for if until is not None else 0.0
-
-        def thr(c: proto.Threshold | None) -> tuple[float, float] | None:
-            return None if c is None else (c.value, c.hold_for or hold)
-
-        self.above = thr(until.voltage_above) if until else None
-        self.below = thr(until.voltage_below) if until else None
-        self.abs_above = thr(until.abs_voltage_above) if until else None
-        self.capacity = (
-            until.capacity * area if until is not None and until.capacity is not None else None
-        )
-        self.steady = until.steady if until is not None else None
+        #: (name, sign, absolute, threshold, hold): the condition holds while
+        #: (|V| if absolute else sign·V) > threshold — `below` is −V > −value
+        self.voltage: list[tuple[str, float, bool, float, float]] = []
+        self.capacity: float | None = None
+        self.steady: proto.Steady | None = None
+        if until is not None:
+            for name, cond, sign, absolute in (
+                ("voltage_above", until.voltage_above, 1.0, False),
+                ("voltage_below", until.voltage_below, -1.0, False),
+                ("abs_voltage_above", until.abs_voltage_above, 1.0, True),
+            ):
+                if cond is not None:
+                    hold = cond.hold_for or until.hold_for
+                    self.voltage.append((name, sign, absolute, sign * cond.value, hold))
+            if until.capacity is not None:
+                self.capacity = until.capacity * area
+            self.steady = until.steady
+        self.active = bool(self.voltage or self.capacity is not None or self.steady)
         self._since: dict[str, float] = {}
         self._window: deque[tuple[float, float]] = deque()
 
-    @property
-    def any_voltage(self) -> bool:
-        return bool(self.above or self.below or self.abs_above)
-
     def check(self, elapsed: float, v: float, i: float, charge: float) -> str | None:
         """The condition that holds now (with its debounce), or None."""
-        for name, cond, now in (
-            ("voltage_above", self.above, self.above is not None and v > self.above[0]),
-            ("voltage_below", self.below, self.below is not None and v < self.below[0]),
-            (
-                "abs_voltage_above",
-                self.abs_above,
-                self.abs_above is not None and abs(v) > self.abs_above[0],
-            ),
-        ):
-            if cond is not None and self._held(name, now, elapsed) >= cond[1]:
+        if not self.active:
+            return None
+        for name, sign, absolute, threshold, hold in self.voltage:
+            now = (abs(v) if absolute else sign * v) > threshold
+            if self._held(name, now, elapsed) >= hold:
                 return name
         if self.capacity is not None and charge >= self.capacity:
             return "capacity"
@@ -227,12 +225,18 @@ class Timed(Executor):
         return f"{_dur(self.elapsed)} of {_dur(self.params.duration)}"
 
 
-class Phases(Executor):
+#: one phase of a cycle or ramp: (source, duration or None, charge in C or None, name)
+PhaseSpec = tuple[Source, float | None, float | None, str]
+
+
+class Phases(Executor, abc.ABC):
     """A sequence of constant-current phases (half-cycles and rests), by time or charge.
 
     ``phase`` indexes the phase running now; ``phase_elapsed``/``phase_charge`` are what
     it has done — a resumed cycle continues the interrupted half with the rest of its
-    time or charge."""
+    time or charge. ``book`` (the subclass's CycleBook/RampBook) sees every sample."""
+
+    book: CycleBook | RampBook
 
     def __init__(self, params: Any, setup: Setup) -> None:
         super().__init__(params, setup)
@@ -240,12 +244,11 @@ class Phases(Executor):
         self.phase_elapsed = 0.0
         self.phase_charge = 0.0
         self.until = Conditions(getattr(params, "until", None), setup.area)
+        self._spec: PhaseSpec | None = None  # phase_at(self.phase), kept off the sample path
 
-    # subclasses: the phase list is implicit in phase_at()
-    def phase_at(self, k: int) -> tuple[Source, float | None, float | None, str] | None:
-        """Phase ``k``: (source, duration or None, charge in C or None, name), or None
-        after the last."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def phase_at(self, k: int) -> PhaseSpec | None:
+        """Phase ``k``, or None after the last (the phase list is implicit)."""
 
     def enter(self, k: int, t: float) -> None:
         """Bookkeeping when phase ``k`` starts."""
@@ -254,6 +257,7 @@ class Phases(Executor):
         spec = self.phase_at(self.phase)
         assert spec is not None
         self.enter(self.phase, t)
+        self._spec = spec
         self.source = spec[0]
         return self.source
 
@@ -261,12 +265,12 @@ class Phases(Executor):
         Executor.sample(self, t, dt, v, i)
         self.phase_elapsed += dt
         self.phase_charge += abs(i) * dt
-        self.book_add(t, i)
+        self.book.add(t, i)
         hit = self.until.check(self.elapsed, v, i, self.charge)
         if hit is not None:
             self.ended_by = hit
             return End("completed", hit)
-        spec = self.phase_at(self.phase)
+        spec = self._spec
         assert spec is not None
         _, duration, charge, _ = spec
         if (duration is not None and self.phase_elapsed >= duration - 1e-9) or (
@@ -279,12 +283,10 @@ class Phases(Executor):
                 self.ended_by = self.ended_by or "count"
                 return End("completed", self.ended_by)
             self.enter(self.phase, t)
+            self._spec = nxt
             self.source = nxt[0]
             return self.source
         return None
-
-    def book_add(self, t: float, i: float) -> None:
-        pass
 
     def replayed(self, dt: float, i: float, temperature: float | None) -> None:
         super().replayed(dt, i, temperature)
@@ -312,6 +314,7 @@ class CycleRun(Phases):
     """``cycle``: plate/strip half-cycles (first direction first), a rest after each."""
 
     kind = "cycle"
+    book: CycleBook
 
     def __init__(self, params: proto.CycleParams, setup: Setup) -> None:
         super().__init__(params, setup)
@@ -322,7 +325,7 @@ class CycleRun(Phases):
         self.short_result: dict[str, Any] | None = None
         self._limit = Source(CURRENT, 0.0, _range(self.amps), setup.compliance)
 
-    def phase_at(self, k: int) -> tuple[Source, float | None, float | None, str] | None:
+    def phase_at(self, k: int) -> PhaseSpec | None:
         p = self.params
         per = self.halves_per_cycle
         cycle, within = divmod(k, per)
@@ -347,9 +350,6 @@ class CycleRun(Phases):
         spec = self.phase_at(k)
         if spec is not None and spec[3] != "rest":
             self.book.start_half(cycle + 1, spec[3], t)
-
-    def book_add(self, t: float, i: float) -> None:
-        self.book.add(t, i)
 
     def sample(self, t: float, dt: float, v: float, i: float) -> Source | End | None:
         out = super().sample(t, dt, v, i)
@@ -411,6 +411,7 @@ class RampRun(Phases):
     phase per level in ``direction`` and a rest after it (seeds/001)."""
 
     kind = "ccd_ramp"
+    book: RampBook
 
     def __init__(self, params: proto.CcdRampParams, setup: Setup) -> None:
         super().__init__(params, setup)
@@ -427,7 +428,7 @@ class RampRun(Phases):
     def _split(self, k: int) -> tuple[int, int]:
         return divmod(k, self.per_level)
 
-    def phase_at(self, k: int) -> tuple[Source, float | None, float | None, str] | None:
+    def phase_at(self, k: int) -> PhaseSpec | None:
         p = self.params
         level, within = self._split(k)
         if level >= len(self.levels):
@@ -468,9 +469,6 @@ class RampRun(Phases):
             per_cycle = 4 if self.params.rest > 0 else 2
             if within % per_cycle == 0:
                 self.cycles_started += 1
-
-    def book_add(self, t: float, i: float) -> None:
-        self.book.add(t, i)
 
     def short(self, event: ShortEvent, temperature: float | None) -> None:
         super().short(event, temperature)
