@@ -111,7 +111,7 @@ class RunnerHooks:
 
 
 class RunnerMissing(Exception):
-    pass
+    """This build has no runner resume entry point (the service then idles and says so)."""
 
 
 def runner_resume() -> ResumeEntry:

@@ -49,15 +49,15 @@ class _Request(BaseModel):
 
 
 class PauseRequest(_Request):
-    pass
+    """``…/cmd/pause``: pause at a safe point: current off, temperature held."""
 
 
 class ResumeRequest(_Request):
-    pass
+    """``…/cmd/resume``: resume a paused run."""
 
 
 class StatusRequest(_Request):
-    pass
+    """``…/cmd/status``: reply with the run's status snapshot."""
 
 
 class AbortRequest(_Request):
