@@ -12,16 +12,18 @@ import math
 
 from controller.protocol import Record
 
-#: ``every`` is met a hair early so that a 10 s rule on a 1 s grid stores every 10th sample
-#: despite floating-point test times
-SLACK = 1e-6
+#: ``every`` is met this fraction of a sample period early: samples lie on the
+#: ``sample_period`` grid, and in real time each one is a few ms early or late, so a
+#: 10 s rule on a 1 s grid (or ``every`` = ``sample_period``) would otherwise skip the
+#: sample that falls a hair short and store the next one instead
+SLACK = 0.5
 
 
 class RecordRule:
     __slots__ = ("di", "dv", "every", "last_i", "last_t", "last_v")
 
     def __init__(self, record: Record) -> None:
-        self.every = record.every - SLACK
+        self.every = record.every - SLACK * record.sample_period
         self.dv = record.delta_voltage if record.delta_voltage is not None else math.inf
         self.di = record.delta_current if record.delta_current is not None else math.inf
         self.last_t = -math.inf
