@@ -24,6 +24,7 @@ from controller.units import (
     TemperatureTime,
     Voltage,
 )
+from drivers.heater_board import TTL_MAX, TTL_MIN
 
 
 class SmuDriver(StrEnum):
@@ -102,6 +103,26 @@ class HeaterConfig(Model):
         description="W/K from the block to the room: the first estimate of the holding duty "
         "(the loop learns the real value while holding; heatcycler autotune measures it)",
     )
+
+    @model_validator(mode="after")
+    def _lease_fits(self) -> HeaterConfig:
+        # the board takes leases of TTL_MIN…TTL_MAX only (firmware-sim/PROTOCOL.md), and a
+        # lease no longer than the control period lets the duty drop between two ticks
+        if not TTL_MIN <= self.lease <= TTL_MAX:
+            raise problem(
+                f"{self.lease:g} s is outside what the board accepts ({TTL_MIN:g}…{TTL_MAX:g} s)",
+                "the lease is how long the board heats without hearing from the host: "
+                "keep it short, a few control periods, e.g. lease: 3 s",
+                "lease",
+            )
+        if self.lease <= self.period:
+            raise problem(
+                f"{self.lease:g} s is not longer than heater.period ({self.period:g} s): the "
+                "duty would drop to 0 between two control ticks",
+                f"e.g. lease: {min(3 * self.period, TTL_MAX):g} s",
+                "lease",
+            )
+        return self
 
 
 class SafetyLimits(Model):

@@ -221,3 +221,22 @@ def test_a_missing_rig_file(capsys: Capture, tmp_path: Path) -> None:
     code, out, err = run(capsys, "plan", str(THERAPY), "--rig", str(tmp_path / "rig.yaml"))
     assert (code, out) == (2, "")
     assert err == f"{tmp_path / 'rig.yaml'}:1:1: no such file\n    hint: check the path\n"
+
+
+@pytest.mark.parametrize(
+    ("lease", "message"),
+    [
+        ("30 s", "heater.lease: 30 s is outside what the board accepts (0.1…10 s)"),
+        ("1 s", "heater.lease: 1 s is not longer than heater.period (1 s)"),
+    ],
+)
+def test_a_lease_the_board_refuses_is_a_rig_file_error(
+    capsys: Capture, tmp_path: Path, lease: str, message: str
+) -> None:
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(f"rig: bench-1\nsmu: {{resource: sim}}\nheater: {{port: sim, lease: {lease}}}\n")
+    code, _, err = run(capsys, "validate", str(THERAPY), "--rig", str(rig))
+    assert code == 2
+    assert err.startswith(f"{rig}:3:")
+    assert message in err
+    assert "Traceback" not in err
