@@ -110,3 +110,38 @@ def test_finished_runs_are_not_resumed(tmp_path: Path) -> None:
     assert run.outcome.state is RunState.FINISHED
     with pytest.raises(UserError, match="finished"):
         resume(run.journal, tmp_path)
+
+
+def test_a_short_right_after_a_resume_is_caught_by_the_fresh_detector(tmp_path: Path) -> None:
+    """The detector's learned references are not checkpointed: after a resume it starts
+    fresh. A cell that shorted during the gap must still be caught at once (the absolute
+    voltage floor judges it until a reference is learned), not cycled on."""
+    steps = (
+        "  - temperature: {setpoint: 125 degC, band: 0.5 degC, soak: 2 min}\n"
+        "  - cycle: {current_density: 1 mA/cm^2, half_cycle: 10 min, rest: 1 min, count: 5,"
+        " on_short: end}\n"
+    )
+    first = run_sim(protocol_text(steps), tmp_path, during=interrupted_at(45 * 60))
+    assert first.outcome.state is RunState.INTERRUPTED
+    with JournalReader(first.journal) as reader:
+        t_before = float(reader.sample_columns("t")["t"][-1])
+    rig = simulated_rig(tmp_path / "data")
+    outcome = resume_run(
+        first.journal,
+        rig,
+        options=RunOptions(virtual=True, handle_signals=False, faults=("cell_short=hard",)),
+    )
+    assert outcome.state is RunState.FINISHED
+    assert "hard short" in outcome.reason
+    with JournalReader(first.journal) as reader:
+        cycle = reader.steps()[1]
+        shorts = [e for e in reader.events() if e.kind == "hard_short"]
+        current_on = reader.sample_columns("t", "source")
+    assert cycle.result is not None
+    assert cycle.result["cycles_completed"] < 5
+    assert len(shorts) == 1
+    # caught once current flows again (the re-heat comes first); with no learned reference
+    # the floor rule confirms over 11 samples (2 with a reference): 10 s at 1 Hz
+    flowing = current_on["t"][(current_on["t"] > t_before) & (current_on["source"] == "current")]
+    assert shorts[0].t - float(flowing[0]) <= 10.0 + 1e-6
+    assert "no running resistance yet" in shorts[0].data["reason"]
