@@ -201,6 +201,12 @@ class SourceMeter(abc.ABC):
         """Read the error queue until it is empty."""
 
     @abc.abstractmethod
+    async def found_sourcing(self) -> tuple[SourceFunction, float] | None:
+        """What the output is doing, asked of the instrument itself (no configure needed):
+        ``None`` with the output off, else the source function and its level (A or V).
+        An SMU has no lease: after a controller crash it may still be sourcing."""
+
+    @abc.abstractmethod
     async def close(self) -> None: ...
 
 

@@ -319,6 +319,24 @@ class Keithley2450(SourceMeter):
         self.transport.desynced = True
         raise GarbledReply(f"{self.transport.name}: {table.trip} answered {reply[:80]!r}")
 
+    async def found_sourcing(self) -> tuple[SourceFunction, float] | None:
+        state = await self._query(":OUTP?")
+        if state == "0":
+            return None
+        mode = await self._query(":SOUR:FUNC?")
+        function = {"CURR": SourceFunction.CURRENT, "VOLT": SourceFunction.VOLTAGE}.get(mode)
+        if state != "1" or function is None:
+            self.transport.desynced = True
+            raise GarbledReply(
+                f"{self.transport.name}: output state {state!r}, source function {mode!r}"
+            )
+        level = await self._query(f":SOUR:{mode}?")
+        try:
+            return function, float(level)
+        except ValueError:
+            self.transport.desynced = True
+            raise GarbledReply(f"{self.transport.name}: source level {level[:80]!r}") from None
+
     async def drain_errors(self) -> list[tuple[int, str]]:
         errors: list[tuple[int, str]] = []
         for _ in range(ERROR_QUEUE + 1):

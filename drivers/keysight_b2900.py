@@ -253,6 +253,25 @@ class KeysightB2900(SourceMeter):
         self.transport.desynced = True
         raise GarbledReply(f"{self.transport.name}: {table.trip} answered {reply[:80]!r}")
 
+    async def found_sourcing(self) -> tuple[SourceFunction, float] | None:
+        n = self.channel
+        state = await self._query(self._state)
+        if state == "0":
+            return None
+        mode = await self._query(f":SOUR{n}:FUNC:MODE?")
+        function = {"CURR": SourceFunction.CURRENT, "VOLT": SourceFunction.VOLTAGE}.get(mode)
+        if state != "1" or function is None:
+            self.transport.desynced = True
+            raise GarbledReply(
+                f"{self.transport.name}: output state {state!r}, source mode {mode!r}"
+            )
+        level = await self._query(f":SOUR{n}:{mode}?")
+        try:
+            return function, _number(level)
+        except ValueError:
+            self.transport.desynced = True
+            raise GarbledReply(f"{self.transport.name}: source level {level[:80]!r}") from None
+
     async def drain_errors(self) -> list[tuple[int, str]]:
         errors: list[tuple[int, str]] = []
         for _ in range(ERROR_QUEUE + 1):

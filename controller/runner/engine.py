@@ -54,7 +54,7 @@ from controller.safe_state import SafeState
 from controller.samples import Sample
 from controller.thermal.loop import SetpointRefused, ThermalLoop
 from controller.thermal.supervisor import SafetySupervisor
-from drivers.base import HeaterBoard, InstrumentError, SourceMeter
+from drivers.base import HeaterBoard, InstrumentError, SourceFunction, SourceMeter
 
 log = logging.getLogger("heatcycler.runner")
 
@@ -233,11 +233,14 @@ class Runner:
         installed = self._install_signals(loop)
         request, reason = Request.FINISH, "the protocol ended"
         try:
+            found = await self._smu_to_known_state()
             await self.thermal.prepare()
             self.thermal.start()
             self._to(Request.START, "runner")
             if self.start_point.gap is not None:
                 self._journal_gap(self.start_point.gap)
+                if found is not None:
+                    self._journal_left_sourcing(found, self.start_point.gap)
             if self.hooks is not None:
                 self.hooks.ready()
             if self.observer is not None:
@@ -437,6 +440,50 @@ class Runner:
             raise _Stop(Request.ABORT, f"aborted by {source}: {reason}")
         if self._interrupt is not None:
             raise asyncio.CancelledError
+
+    async def _smu_to_known_state(self) -> tuple[SourceFunction, float] | None:
+        """Output off (high impedance) before anything else, whatever the SMU was left
+        doing. After a crash an SMU has no lease: it may still be sourcing. Returns what
+        it was sourcing (function, level in the cell's convention), for the journal."""
+        found = None
+        if self.start_point.gap is not None:
+            with contextlib.suppress(InstrumentError):
+                found = await self.channel.smu.found_sourcing()
+        await self.channel.off()
+        if found is None:
+            return None
+        function, level = found
+        if function is SourceFunction.CURRENT and level == 0.0:
+            return None  # holding 0 A (a rest, a temperature step): nothing passed
+        sign = (
+            self.channel.current_sign
+            if function is SourceFunction.CURRENT
+            else self.channel.voltage_sign
+        )
+        return function, sign * level
+
+    def _journal_left_sourcing(
+        self, found: tuple[SourceFunction, float], gap: tuple[float, float, float, int]
+    ) -> None:
+        function, level = found
+        length = gap[2]
+        data: dict[str, Any] = {"function": function.value, "level": level, "gap_s": length}
+        if function is SourceFunction.CURRENT:
+            charge = abs(level) * length / 3.6 / self.area  # mAh/cm², at most
+            data["charge_mAh_per_cm2_max"] = charge
+            what = (
+                f"{level * 1e3:.4g} mA: up to {charge:.3g} mAh/cm² passed during the "
+                f"{length:.0f} s gap and is not in the step's charge"
+            )
+        else:
+            what = f"{level:.4g} V through the {length:.0f} s gap"
+        self._event(
+            "resume",
+            f"the SMU was still sourcing {what} (the controller stopped without reaching "
+            "its safe state, and an SMU has no lease); output switched off",
+            severity="warning",
+            data=data,
+        )
 
     def _journal_gap(self, gap: tuple[float, float, float, int]) -> None:
         start, end, length, replayed = gap

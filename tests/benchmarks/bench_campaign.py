@@ -31,7 +31,7 @@ cell: {id: B10, electrolyte: LLZO, type: symmetric, area: 0.785 cm^2, thickness:
 safety:
   voltage: {min: -1 V, max: 1 V}
   temperature_max: 60 degC
-record: {sample_period: 0.1 s, every: 10 s, delta_voltage: 1 mV}
+record: {sample_period: 0.1 s, every: 0.1 s}  # every sample stored: the worst case for the journal
 steps:
   - temperature: {setpoint: 40 degC, band: 1 degC, soak: 0 s}
   - cycle: {current_density: 0.05 mA/cm^2, half_cycle: 20 s, count: 1000}
@@ -115,10 +115,29 @@ def realtime(seconds: float) -> dict[str, float]:
                 time.sleep(seconds)
                 cpu1, t1 = proc_cpu(proc.pid), time.monotonic()
                 hwm = proc_hwm(proc.pid)
+                if proc.poll() is not None:
+                    raise SystemExit(f"the run ended early (exit {proc.returncode})")
             finally:
                 proc.terminate()
                 proc.wait(30)
-    return {"cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0), "rss_peak_mb": hwm, "seconds": t1 - t0}
+            rate = sample_rate(rig.data, t1 - t0)
+    return {
+        "cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0),
+        "rss_peak_mb": hwm,
+        "seconds": t1 - t0,
+        "samples_per_s": rate,
+    }
+
+
+def sample_rate(data: Path, window: float) -> float:
+    """Samples per second the run stored over its last ``window`` seconds (all are stored)."""
+    from controller.journal import JournalReader
+
+    (journal,) = data.glob("**/*.sqlite")
+    with JournalReader(journal) as reader:
+        t = reader.sample_columns("t")["t"]
+    last = float(t[-1])
+    return float((t > last - window).sum()) / window
 
 
 def main() -> None:
@@ -143,7 +162,8 @@ def main() -> None:
         r = realtime(args.seconds)
         print(
             f"realtime 10 Hz against a served rig: controller CPU {r['cpu_percent']:.1f} % of "
-            f"one core over {r['seconds']:.0f} s, peak RSS {r['rss_peak_mb']:.0f} MB"
+            f"one core over {r['seconds']:.0f} s at {r['samples_per_s']:.1f} samples/s stored, "
+            f"peak RSS {r['rss_peak_mb']:.0f} MB"
         )
 
 

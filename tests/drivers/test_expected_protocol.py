@@ -247,3 +247,24 @@ def test_the_script_fails_on_anything_unexpected() -> None:
 
     with pytest.raises(UnexpectedRequest, match="expected '\\*OPC\\?'"):
         play([("*OPC?", "1")], stray)
+
+
+def test_b2900_found_sourcing_reads_state_mode_and_level_of_its_channel() -> None:
+    async def test(smu: SourceMeter) -> None:
+        assert await smu.found_sourcing() == (SourceFunction.VOLTAGE, 0.25)
+        assert await smu.found_sourcing() is None
+        with pytest.raises(GarbledReply, match="source mode 'RES'"):
+            await smu.found_sourcing()
+
+    play(
+        [
+            (":OUTP2?", "1"),
+            (":SOUR2:FUNC:MODE?", "VOLT"),
+            (":SOUR2:VOLT?", "+2.500000E-01"),
+            (":OUTP2?", "0"),
+            (":OUTP2?", "1"),
+            (":SOUR2:FUNC:MODE?", "RES"),
+        ],
+        test,
+        channel=2,
+    )

@@ -335,3 +335,20 @@ def test_an_unplugged_smu_is_a_link_loss() -> None:
             await smu.identify()
 
     run(test)
+
+
+def test_found_sourcing_asks_the_instrument_not_the_driver() -> None:
+    """After a crash a new driver has configured nothing: it must still learn that the
+    SMU was left sourcing (an SMU has no lease)."""
+
+    async def test(rig: SimRig, smu: Keithley2450) -> None:
+        assert await smu.found_sourcing() is None  # output off after power-up
+        await smu.configure(CURRENT, compliance=2.0, source_range=1e-3)
+        await smu.set_level(-0.75e-3)
+        await smu.output_on()
+        fresh = Keithley2450(smu.transport, current_max=0.1, voltage_max=20.0)
+        assert await fresh.found_sourcing() == (CURRENT, pytest.approx(-0.75e-3))
+        await smu.output_off()
+        assert await fresh.found_sourcing() is None
+
+    run(test)

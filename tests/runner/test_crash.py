@@ -43,6 +43,7 @@ SETPOINT, BAND, SOAK, EVERY = 30.0, 1.0, 20.0, 0.5
 HALF, COUNT = 5.0, 3
 CURRENT_DENSITY = 0.02  # mA/cm², cycle_protocol's
 LEASE = 3.0
+PERIOD = 1.0  # s, the rig's heater.period (the default)
 #: a block that loses heat twenty times faster than the default: holding it takes a duty well
 #: above 0 (the default block overshoots a small step and soaks at duty 0), so the board's
 #: lease has something to drop
@@ -83,7 +84,9 @@ def test_kill_during_a_soak_then_resume_keeps_the_time_in_band(tmp_path: Path) -
         # nobody refreshes the board's lease now: the board drops the duty on its own
         safe = rig.wait_status(lambda s: s["heater_duty"] == 0, within=LEASE + 10)
         assert safe["heater_duty"] == 0, safe
-        assert time.time() - killed >= LEASE - 0.5  # the lease, not the controller, did it
+        # the lease, not the controller, did it: the last renewal was at most one control
+        # period before the kill
+        assert time.time() - killed >= LEASE - PERIOD - 0.5
         cli = rig.status_cli()
         assert cli["heater_duty"] == 0
         assert cli["lease_left"] == 0
@@ -107,6 +110,7 @@ def test_kill_during_a_soak_then_resume_keeps_the_time_in_band(tmp_path: Path) -
     assert_steps_once(facts, {1: "completed", 2: "completed"})
     before, after, gap = assert_documented_gap(facts, killed, every=EVERY)
     assert gap.step == 1 or gap.data["replayed"] >= 0
+    assert not [e for e in facts.events if "still sourcing" in e.message]  # 0 A: nothing
 
     # the soak kept its time in band across the crash: what was spent before the last
     # committed sample counts, the lost batch is done again, nothing counts twice
@@ -156,6 +160,11 @@ def test_kill_during_cycling_then_resume_completes_the_count(tmp_path: Path) -> 
     assert_steps_once(facts, {1: "completed"})
     before, after, _ = assert_documented_gap(facts, killed, every=EVERY)
     assert before[-1].cycle == 2
+    # an SMU has no lease: it was still sourcing after the kill, and the resume says so
+    (left,) = [e for e in facts.events if "still sourcing" in e.message]
+    assert left.severity == "warning"
+    assert left.data["function"] == "current"
+    assert abs(left.data["level"]) == pytest.approx(CURRENT_DENSITY * 0.785e-3, rel=0.05)
 
     result = facts.result(1)
     assert result["cycles_completed"] == COUNT
