@@ -33,7 +33,7 @@ safety:
   temperature_max: 60 degC
 record: {sample_period: 0.1 s, every: 0.1 s}  # every sample stored: the worst case for the journal
 steps:
-  - temperature: {setpoint: 40 degC, band: 1 degC, soak: 0 s}
+  - temperature: {setpoint: 30 degC, band: 1 degC, soak: 0 s}
   - cycle: {current_density: 0.05 mA/cm^2, half_cycle: 20 s, count: 1000}
 """
 
@@ -120,24 +120,28 @@ def realtime(seconds: float) -> dict[str, float]:
             finally:
                 proc.terminate()
                 proc.wait(30)
-            rate = sample_rate(rig.data, t1 - t0)
+            rate, under_current = sample_rate(rig.data, t1 - t0)
     return {
         "cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0),
         "rss_peak_mb": hwm,
         "seconds": t1 - t0,
         "samples_per_s": rate,
+        "under_current": under_current,
     }
 
 
-def sample_rate(data: Path, window: float) -> float:
-    """Samples per second the run stored over its last ``window`` seconds (all are stored)."""
+def sample_rate(data: Path, window: float) -> tuple[float, float]:
+    """Samples per second the run stored over its last ``window`` seconds (all are
+    stored), and the fraction of them taken with current flowing (the cycle step)."""
     from controller.journal import JournalReader
 
     (journal,) = data.glob("**/*.sqlite")
     with JournalReader(journal) as reader:
-        t = reader.sample_columns("t")["t"]
-    last = float(t[-1])
-    return float((t > last - window).sum()) / window
+        cols = reader.sample_columns("t", "level")
+    t = cols["t"]
+    inside = t > float(t[-1]) - window
+    under_current = float((abs(cols["level"][inside]) > 0).mean())
+    return float(inside.sum()) / window, under_current
 
 
 def main() -> None:
@@ -162,7 +166,8 @@ def main() -> None:
         r = realtime(args.seconds)
         print(
             f"realtime 10 Hz against a served rig: controller CPU {r['cpu_percent']:.1f} % of "
-            f"one core over {r['seconds']:.0f} s at {r['samples_per_s']:.1f} samples/s stored, "
+            f"one core over {r['seconds']:.0f} s at {r['samples_per_s']:.1f} samples/s stored "
+            f"({100 * r['under_current']:.0f} % under current), "
             f"peak RSS {r['rss_peak_mb']:.0f} MB"
         )
 
