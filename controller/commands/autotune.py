@@ -135,12 +135,10 @@ def _tune(
         clock = Clock()
         device = None
         if simulated:
-            # the software rig, in process (as the runner's --sim builds it)
-            from firmware_sim.rig import SimRig
+            # the software rig, in process, as the runner's --sim builds it
+            from controller.instruments import CellOnBench, build_sim_rig
 
-            ambient = rig.sim.ambient if rig.sim is not None else 25.0
-            sim = SimRig(clock.now, seed=seed, faults=[f"ambient={ambient}"])
-            device = sim.board
+            device = build_sim_rig(rig, CellOnBench(), clock.now, seed=seed).board
         board = await open_heater_board(rig.heater, device=device)
         safe = SafeState(board, None, clock, events=show, lease=rig.heater.lease)
         supervisor = SafetySupervisor(rig.safety, clock, safe, board=board, events=show)

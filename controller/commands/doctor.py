@@ -83,10 +83,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _software_rig(rig: RigConfig) -> SimRig:
-    """The in-process software rig behind `sim` resources (as `heatcycler sim` serves it)."""
+    """The in-process software rig behind `sim` resources, built as the runner's --sim
+    builds it (seed, ambient and wiring from the rig file)."""
     import asyncio
 
-    from firmware_sim.rig import SimRig
+    from controller.instruments import CellOnBench, build_sim_rig
 
-    seed = rig.sim.seed if rig.sim is not None else 0
-    return SimRig(asyncio.get_running_loop().time, seed=seed)
+    sim: SimRig = build_sim_rig(rig, CellOnBench(), asyncio.get_running_loop().time)
+    return sim
