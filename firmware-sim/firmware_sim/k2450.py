@@ -207,6 +207,14 @@ _UNITS = {"VOLTage": "Volt DC", "CURRent": "Amp DC", "RESistance": "Ohm"}
 _NUMBER_SPECS = {digits: f".{digits - 1}E" for digits in range(1, 18)}
 #: elements that need the reading's date and time
 _CLOCK_ELEMENTS = frozenset({"SEConds", "FRACtional", "DATE", "TIME", "TSTamp"})
+#: elements that are plain numbers of a reading, in ``_numbers_template``'s argument order
+_NUMERIC_ELEMENTS = ("READing", "SOURce", "RELative")
+#: ``measure``'s inlined _digitize: the constants by kind, and each range with the bound
+#: ``_range_for`` compares against (the same products, worked out once)
+_NOISE_V, _NOISE_I = NOISE["V"], NOISE["I"]
+_RESOLUTION_V, _RESOLUTION_I = RESOLUTION["V"], RESOLUTION["I"]
+_V_BOUNDS = tuple((r, r * (1 + 1e-9)) for r in VOLTAGE_RANGES)
+_I_BOUNDS = tuple((r, r * (1 + 1e-9)) for r in CURRENT_RANGES)
 
 
 def _range_for(value: float, ranges: tuple[float, ...]) -> float:
@@ -216,6 +224,14 @@ def _range_for(value: float, ranges: tuple[float, ...]) -> float:
         if magnitude <= r * (1 + 1e-9):
             return r
     return ranges[-1]
+
+
+def _numbers_template(names: list[str], precision: int) -> str:
+    """A ``str.format`` template of the reading's numbers ``names`` (all of them in
+    ``_NUMERIC_ELEMENTS``) at ``precision``: the text ``_format`` makes of them."""
+    digits = precision or 7
+    spec = _NUMBER_SPECS[digits] if digits < 18 else f".{digits - 1}E"
+    return ",".join(f"{{{_NUMERIC_ELEMENTS.index(name)}:{spec}}}" for name in names)
 
 
 def _word(value: bool) -> str:
@@ -250,10 +266,14 @@ class Keithley2450:
         self.pending_language = language
         self.lead_resistance = lead_resistance
         self._rng = random.Random(seed)
+        self._gauss = self._rng.gauss
         #: ``:READ?`` commands seen (by identity: the parse cache hands out the same
-        #: objects) with their element names
-        self._read_plans: dict[int, tuple[Command, list[str], str]] = {}
+        #: objects) with their element names, buffer name and, when every element is a
+        #: number, its ``_numbers_template`` by precision
+        self._read_plans: dict[int, tuple[Command, list[str], str, dict[int, str] | None]] = {}
         self._prepared: dict[bytes, tuple[_Prepared, ...]] = {}
+        #: the prepared lines that are one runnable command
+        self._single: dict[bytes, tuple[Command, Handler]] = {}
         self.errors: deque[tuple[int, str, float]] = deque()
         self._tree = self._build_tree()
         self.reset()
@@ -440,35 +460,64 @@ class Keithley2450:
 
     def measure(self) -> Reading:
         """One source-measure cycle at the present instant."""
+        # One call per sample of a campaign: _sense, _sense_value, _digitize and
+        # _range_for are inlined for a voltage or current measurement, with the same
+        # arithmetic in the same order (and the same noise draws: sense, then source).
         voltage, current, limited, _ = self._point()
         sense_function = self.sense_function
+        source_function = self.source_function
+        output = self.output
+        src = self.sources[source_function]
+        senses = self.senses
+        gauss = self._gauss
         if sense_function == "RESistance":
             value = self._sense(sense_function, voltage, current)
-        else:  # _sense → _sense_value, inlined
-            s = self.senses[sense_function]
-            fixed: float | None = None
-            if sense_function == self.source_function and self.output:
-                fixed = self.sources[sense_function].range  # measuring the source: its range
-            elif not s.autorange:
-                fixed = s.range
+        else:
+            s = senses[sense_function]
             if sense_function == "VOLTage":
-                value = self._digitize(voltage, "V", fixed, s.nplc)
+                x, noise, resolution, bounds = voltage, _NOISE_V, _RESOLUTION_V, _V_BOUNDS
             else:
-                value = self._digitize(current, "I", fixed, s.nplc)
-        src = self.sources[self.source_function]
-        kind = "I" if self.source_function == "CURRent" else "V"
+                x, noise, resolution, bounds = current, _NOISE_I, _RESOLUTION_I, _I_BOUNDS
+            if sense_function == source_function and output:
+                rng = src.range  # measuring the source: its range
+            elif not s.autorange:
+                rng = s.range
+            else:  # _range_for(x / OVERRANGE, ranges)
+                magnitude = abs(x / OVERRANGE)
+                rng = bounds[-1][0]
+                for r, bound in bounds:
+                    if magnitude <= bound:
+                        rng = r
+                        break
+            if abs(x) > rng * OVERRANGE:
+                value = OVERFLOW
+            else:
+                noisy = x + noise * rng / math.sqrt(s.nplc) * gauss(0.0, 1.0)
+                step = resolution * rng
+                value = round(noisy / step) * step
+        current_source = source_function == "CURRent"
         programmed = src.level
-        if not self.output:
+        if not output:
             source = 0.0 if src.offmode == "HIMPedance" else programmed
-        elif src.readback:
-            actual = current if kind == "I" else voltage
-            source = self._digitize(actual, kind, src.range, self.senses["VOLTage"].nplc)
+        elif src.readback:  # _digitize(actual, kind, src.range, VOLTage nplc)
+            actual, noise, resolution = (
+                (current, _NOISE_I, _RESOLUTION_I)
+                if current_source
+                else (voltage, _NOISE_V, _RESOLUTION_V)
+            )
+            rng = src.range
+            if abs(actual) > rng * OVERRANGE:
+                source = OVERFLOW
+            else:
+                noisy = actual + noise * rng / math.sqrt(senses["VOLTage"].nplc) * gauss(0.0, 1.0)
+                step = resolution * rng
+                source = round(noisy / step) * step
         else:
             source = programmed
         source_status = STAT_READBACK if src.readback else 0
-        if self.output:
+        if output:
             source_status |= STAT_OUTPUT
-            if self.senses[sense_function].rsense:
+            if senses[sense_function].rsense:
                 source_status |= STAT_SENSE
             if limited:
                 source_status |= STAT_LIMIT
@@ -480,7 +529,7 @@ class Keithley2450:
             t.time,
             t.unix(),
             _UNITS[sense_function],
-            "Amp DC" if kind == "I" else "Volt DC",
+            "Amp DC" if current_source else "Volt DC",
             status,
             source_status,
         )
@@ -554,6 +603,16 @@ class Keithley2450:
     # ------------------------------------------------------------- protocol
 
     def handle(self, line: bytes) -> bytes | None:
+        single = self._single.get(line)
+        if single is not None and self.language == "SCPI":
+            # a line of one runnable command (a :READ?, mostly): as the one-command case
+            # below, without the detours
+            try:
+                reply = single[1](single[0])
+            except ScpiError as exc:
+                self.push_error(exc.code, exc.message)
+                return None
+            return None if reply is None else reply.encode("ascii")
         prepared = self._prepared.get(line)
         if prepared is None or self.language == "TSP":
             try:
@@ -569,6 +628,8 @@ class Keithley2450:
             prepared = tuple(self._prepare(item) for item in parse(text))
             if len(self._prepared) < _PREPARED_MAX:
                 self._prepared[line] = prepared
+                if len(prepared) == 1 and prepared[0][0] is not None and prepared[0][1]:
+                    self._single[line] = (prepared[0][0], prepared[0][1])
         if len(prepared) == 1 and self.language == "SCPI":  # one command (a :READ?, mostly)
             command, handler, error = prepared[0]
             if command is not None and handler is not None:
@@ -1100,11 +1161,27 @@ class Keithley2450:
         plan = self._read_plans.get(id(c))
         if plan is None or plan[0] is not c:
             key = self._buffer(c.params[0] if c.params else None).name
-            plan = (c, self._elements(c.params[1:]), key)
+            names = self._elements(c.params[1:])
+            numeric = all(name in _NUMERIC_ELEMENTS for name in names)
+            plan = (c, names, key, {} if numeric else None)
             if len(self._read_plans) < 256:  # the entry keeps c alive: its id stays its own
                 self._read_plans[id(c)] = plan
         buffer = self.buffers[plan[2]]
-        return self._format(self._take(buffer), buffer, plan[1])
+        templates = plan[3]
+        if templates is None or self.count != 1 or buffer.origin is None:
+            return self._format(self._take(buffer), buffer, plan[1])
+        # The campaign's :READ? (one call per sample): _take and _format inlined, the
+        # numbers formatted by one template per precision ("{0:.6E},{1:.6E},{2:.6E}")
+        reading = self.measure()
+        readings = buffer.readings
+        readings.append(reading)
+        while len(readings) > buffer.capacity:
+            readings.popleft()
+        precision = self.precision
+        template = templates.get(precision)
+        if template is None:
+            template = templates[precision] = _numbers_template(plan[1], precision)
+        return template.format(reading.value, reading.source, reading.time - buffer.origin)
 
     def _fetch(self, c: Command) -> str:
         buffer = self._buffer(c.params[0] if c.params else None)
