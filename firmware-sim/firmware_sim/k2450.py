@@ -124,9 +124,23 @@ class _Terminal:
         return -self.s * self.cell.open_circuit_voltage(temperature)
 
 
+#: bumped by every write to a setting of any 2450 (an attribute of the instrument not
+#: starting with ``_``, or of its SourceSettings and SenseSettings): ``measure`` keeps
+#: what it derives from the settings until the next write
+_EPOCH = [0]
+
+
+def _setting_changed(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)
+    if not name.startswith("_"):
+        _EPOCH[0] += 1
+
+
 @dataclass
 class SourceSettings:
     """The settings the 2450 keeps per source function (the source configuration list)."""
+
+    __setattr__ = _setting_changed
 
     level: float = 0.0
     range: float = 0.0
@@ -140,6 +154,8 @@ class SourceSettings:
 
 @dataclass
 class SenseSettings:
+    __setattr__ = _setting_changed
+
     range: float
     autorange: bool = True
     nplc: float = 1.0
@@ -209,12 +225,23 @@ _NUMBER_SPECS = {digits: f".{digits - 1}E" for digits in range(1, 18)}
 _CLOCK_ELEMENTS = frozenset({"SEConds", "FRACtional", "DATE", "TIME", "TSTamp"})
 #: elements that are plain numbers of a reading, in ``_numbers_template``'s argument order
 _NUMERIC_ELEMENTS = ("READing", "SOURce", "RELative")
-#: ``measure``'s inlined _digitize: the constants by kind, and each range with the bound
-#: ``_range_for`` compares against (the same products, worked out once)
-_NOISE_V, _NOISE_I = NOISE["V"], NOISE["I"]
-_RESOLUTION_V, _RESOLUTION_I = RESOLUTION["V"], RESOLUTION["I"]
-_V_BOUNDS = tuple((r, r * (1 + 1e-9)) for r in VOLTAGE_RANGES)
-_I_BOUNDS = tuple((r, r * (1 + 1e-9)) for r in CURRENT_RANGES)
+#: Keithley2450._plan_measure's answer (see there)
+_MeasurePlan = tuple[
+    int,
+    bool,
+    tuple[tuple[float, float, float, float], ...] | None,
+    float | None,
+    tuple[float, float, float, float],
+    tuple[int, int],
+    tuple[str, str],
+]
+
+
+def _digitizing(kind: str, rng: float, nplc: float) -> tuple[float, float, float]:
+    """``_digitize``'s numbers on range ``rng``: (overrange, noise scale, step), the same
+    products: its ``value + NOISE[kind] * rng / math.sqrt(nplc) * gauss`` adds
+    ``(NOISE[kind] * rng / math.sqrt(nplc)) * gauss``."""
+    return rng * OVERRANGE, NOISE[kind] * rng / math.sqrt(nplc), RESOLUTION[kind] * rng
 
 
 def _range_for(value: float, ranges: tuple[float, ...]) -> float:
@@ -240,6 +267,8 @@ def _word(value: bool) -> str:
 
 class Keithley2450:
     """The 2450's firmware as a :class:`drivers.transport.LineDevice`."""
+
+    __setattr__ = _setting_changed
 
     def __init__(
         self,
@@ -267,6 +296,8 @@ class Keithley2450:
         self.lead_resistance = lead_resistance
         self._rng = random.Random(seed)
         self._gauss = self._rng.gauss
+        #: what ``measure`` derives from the settings, and the _EPOCH it holds for
+        self._measure_plan: _MeasurePlan | None = None
         #: ``:READ?`` commands seen (by identity: the parse cache hands out the same
         #: objects) with their element names, buffer name and, when every element is a
         #: number, its ``_numbers_template`` by precision
@@ -460,80 +491,105 @@ class Keithley2450:
 
     def measure(self) -> Reading:
         """One source-measure cycle at the present instant."""
-        # One call per sample of a campaign: _sense, _sense_value, _digitize and
-        # _range_for are inlined for a voltage or current measurement, with the same
-        # arithmetic in the same order (and the same noise draws: sense, then source).
+        # One call per sample of a campaign: what _sense, _sense_value and _digitize work
+        # out from the settings is kept in a plan (until a setting changes), and the rest
+        # is inlined here with the same arithmetic in the same order and the same noise
+        # draws (sense, then source).
         voltage, current, limited, _ = self._point()
-        sense_function = self.sense_function
-        source_function = self.source_function
-        output = self.output
-        src = self.sources[source_function]
-        senses = self.senses
+        plan = self._measure_plan
+        if plan is None or plan[0] != _EPOCH[0]:
+            plan = self._measure_plan = self._plan_measure()
+        _, sense_voltage, table, source_mode, source_digitize, status_bits, units = plan
         gauss = self._gauss
-        if sense_function == "RESistance":
-            value = self._sense(sense_function, voltage, current)
+        if table is None:  # RESistance
+            value = self._sense(self.sense_function, voltage, current)
         else:
-            s = senses[sense_function]
-            if sense_function == "VOLTage":
-                x, noise, resolution, bounds = voltage, _NOISE_V, _RESOLUTION_V, _V_BOUNDS
-            else:
-                x, noise, resolution, bounds = current, _NOISE_I, _RESOLUTION_I, _I_BOUNDS
-            if sense_function == source_function and output:
-                rng = src.range  # measuring the source: its range
-            elif not s.autorange:
-                rng = s.range
-            else:  # _range_for(x / OVERRANGE, ranges)
-                magnitude = abs(x / OVERRANGE)
-                rng = bounds[-1][0]
-                for r, bound in bounds:
-                    if magnitude <= bound:
-                        rng = r
-                        break
-            if abs(x) > rng * OVERRANGE:
+            x = voltage if sense_voltage else current
+            magnitude = abs(x / OVERRANGE)
+            for entry in table:  # the range: _range_for(x / OVERRANGE), or the fixed one
+                if magnitude <= entry[0]:
+                    break
+            # (no break: entry is the last, the largest range, as _range_for's fallback)
+            _, over, scale, step = entry
+            if abs(x) > over:
                 value = OVERFLOW
             else:
-                noisy = x + noise * rng / math.sqrt(s.nplc) * gauss(0.0, 1.0)
-                step = resolution * rng
-                value = round(noisy / step) * step
-        current_source = source_function == "CURRent"
-        programmed = src.level
-        if not output:
-            source = 0.0 if src.offmode == "HIMPedance" else programmed
-        elif src.readback:  # _digitize(actual, kind, src.range, VOLTage nplc)
-            actual, noise, resolution = (
-                (current, _NOISE_I, _RESOLUTION_I)
-                if current_source
-                else (voltage, _NOISE_V, _RESOLUTION_V)
-            )
-            rng = src.range
-            if abs(actual) > rng * OVERRANGE:
+                value = round((x + scale * gauss(0.0, 1.0)) / step) * step
+        if source_mode is None:  # readback
+            actual = current if source_digitize[0] else voltage
+            _, over, scale, step = source_digitize
+            if abs(actual) > over:
                 source = OVERFLOW
             else:
-                noisy = actual + noise * rng / math.sqrt(senses["VOLTage"].nplc) * gauss(0.0, 1.0)
-                step = resolution * rng
-                source = round(noisy / step) * step
+                source = round((actual + scale * gauss(0.0, 1.0)) / step) * step
         else:
-            source = programmed
-        source_status = STAT_READBACK if src.readback else 0
-        if output:
-            source_status |= STAT_OUTPUT
-            if senses[sense_function].rsense:
-                source_status |= STAT_SENSE
-            if limited:
-                source_status |= STAT_LIMIT
-        status = STAT_QUESTIONABLE if abs(value) >= OVERFLOW else 0
+            source = source_mode
         t = self.terminals
         fields = (
             value,
             source,
             t.time,
             t.unix(),
-            _UNITS[sense_function],
-            "Amp DC" if current_source else "Volt DC",
-            status,
-            source_status,
+            units[0],
+            units[1],
+            STAT_QUESTIONABLE if abs(value) >= OVERFLOW else 0,
+            status_bits[1] if limited else status_bits[0],
         )
         return _new_reading(Reading, fields)  # Reading(*fields), without a Python call
+
+    def _plan_measure(self) -> _MeasurePlan:
+        """What ``measure`` needs of the settings: (epoch, sense voltage?, the sense
+        ranges as (bound, overrange, noise scale, step) or None for RESistance, the source
+        value or None to read back, the readback's (current?, overrange, noise scale, step),
+        the source status without and with the limit bit, (unit, source unit))."""
+        sense_function = self.sense_function
+        source_function = self.source_function
+        output = self.output
+        src = self.sources[source_function]
+        senses = self.senses
+        table: tuple[tuple[float, float, float, float], ...] | None = None
+        sense_voltage = sense_function == "VOLTage"
+        if sense_function != "RESistance":
+            s = senses[sense_function]
+            kind = "V" if sense_voltage else "I"
+            if sense_function == source_function and output:
+                fixed: float | None = src.range  # measuring the source: its range
+            elif not s.autorange:
+                fixed = s.range
+            else:
+                fixed = None
+            ranges = VOLTAGE_RANGES if sense_voltage else CURRENT_RANGES
+            table = tuple(
+                (math.inf if fixed is not None else r * (1 + 1e-9), *_digitizing(kind, r, s.nplc))
+                for r in ((fixed,) if fixed is not None else ranges)
+            )
+        current_source = source_function == "CURRent"
+        source_mode: float | None = src.level
+        source_digitize = (0.0, 0.0, 0.0, 0.0)
+        if not output:
+            source_mode = 0.0 if src.offmode == "HIMPedance" else src.level
+        elif src.readback:
+            source_mode = None
+            nplc = senses["VOLTage"].nplc
+            kind = "I" if current_source else "V"
+            source_digitize = (float(current_source), *_digitizing(kind, src.range, nplc))
+        source_status = STAT_READBACK if src.readback else 0
+        limit_bit = 0
+        if output:
+            source_status |= STAT_OUTPUT
+            if senses[sense_function].rsense:
+                source_status |= STAT_SENSE
+            limit_bit = STAT_LIMIT
+        units = (_UNITS[sense_function], "Amp DC" if current_source else "Volt DC")
+        return (
+            _EPOCH[0],
+            sense_voltage,
+            table,
+            source_mode,
+            source_digitize,
+            (source_status, source_status | limit_bit),
+            units,
+        )
 
     # ----------------------------------------------------------- formatting
 
