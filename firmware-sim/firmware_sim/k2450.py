@@ -298,6 +298,8 @@ class Keithley2450:
         self._gauss = self._rng.gauss
         #: what ``measure`` derives from the settings, and the _EPOCH it holds for
         self._measure_plan: _MeasurePlan | None = None
+        #: what ``_point`` derives from the settings (-1: no _EPOCH, worked out at first use)
+        self._galvanostat = (-1, False, 0.0, 0.0, 0.0, 0.0, 0.0)
         #: ``:READ?`` commands seen (by identity: the parse cache hands out the same
         #: objects) with their element names, buffer name and, when every element is a
         #: number, its ``_numbers_template`` by precision
@@ -364,19 +366,19 @@ class Keithley2450:
         """``operating_point`` as a plain tuple (voltage, current, limited, relay closed):
         the rig asks for it at every physics step."""
         t = self.terminals
-        cell_wired = t.connected and self.terminal_select == "FRONt"
-        temperature = t.cell_temperature
-        if self.output and cell_wired and self.source_function == "CURRent":
+        galvanostat = self._galvanostat
+        if galvanostat[0] != _EPOCH[0]:
+            galvanostat = self._galvanostat = self._plan_galvanostat()
+        if galvanostat[1] and t.connected:
             # a galvanostat inside its voltage limit — the common case — as
-            # _output_on_point works it out, without the detours
-            src = self.sources["CURRent"]
-            level = src.level
-            vlim = src.limit if self.protection is None else self._vlim(src.limit)
-            r_lead = 0.0 if self.senses[self.sense_function].rsense else self.lead_resistance
-            s = self.polarity
-            v = -s * t.cell.voltage(s * level, temperature) + level * r_lead  # _Terminal
+            # _output_on_point works it out, without the detours (and with the products
+            # of settings it needs worked out once per settings)
+            _, _, level, vlim, minus_s, s_level, level_r_lead = galvanostat
+            v = minus_s * t.cell.voltage(s_level, t.cell_temperature) + level_r_lead
             if abs(v) <= vlim:
                 return v, level, False, True
+        cell_wired = t.connected and self.terminal_select == "FRONt"
+        temperature = t.cell_temperature
         cell = _Terminal(t.cell, self.polarity)
         if not self.output:
             v, i, limited, relay = self._output_off_point(cell, temperature, cell_wired)
@@ -392,6 +394,18 @@ class Keithley2450:
             v, i, limited = self._output_on_point(cell, temperature)
             relay = True
         return v, i, limited, relay
+
+    def _plan_galvanostat(self) -> tuple[int, bool, float, float, float, float, float]:
+        """What ``_point``'s galvanostat case needs of the settings: (_EPOCH, output on in
+        current mode at the front terminals?, level, VLIM, -polarity, polarity × level,
+        level × lead resistance (0 in 4-wire))."""
+        src = self.sources["CURRent"]
+        level = src.level
+        vlim = src.limit if self.protection is None else self._vlim(src.limit)
+        r_lead = 0.0 if self.senses[self.sense_function].rsense else self.lead_resistance
+        s = self.polarity
+        on = self.output and self.terminal_select == "FRONt" and self.source_function == "CURRent"
+        return _EPOCH[0], on, level, vlim, -s, s * level, level * r_lead
 
     def _vlim(self, vlim: float) -> float:
         return vlim if self.protection is None else min(vlim, float(self.protection))

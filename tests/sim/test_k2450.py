@@ -230,6 +230,10 @@ def test_a_setting_written_directly_changes_the_next_reading() -> None:
     fw.sources["CURRent"].readback = False
     fw.sources["CURRent"].level = 0.7e-3  # the programmed level, as it is
     assert q(rig, ':READ? "defbuffer1", READ, SOUR').split(",")[1] == "7.000000E-04"
+    assert fw.operating_point().current == 0.7e-3
+    fw.lead_resistance = 1e3  # 2-wire: the leads add 0.7 V
+    fw.senses["VOLTage"].rsense = False
+    assert fw.operating_point().voltage == pytest.approx(0.35 + 0.7)
     fw.output = False
     fw.sources["CURRent"].offmode = "HIMPedance"
     assert q(rig, ':READ? "defbuffer1", READ, SOUR').split(",")[1] == "0.000000E+00"
