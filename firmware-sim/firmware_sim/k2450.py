@@ -254,11 +254,13 @@ def _range_for(value: float, ranges: tuple[float, ...]) -> float:
 
 
 def _numbers_template(names: list[str], precision: int) -> str:
-    """A ``str.format`` template of the reading's numbers ``names`` (all of them in
-    ``_NUMERIC_ELEMENTS``) at ``precision``: the text ``_format`` makes of them."""
+    """A ``%`` template of the reading's numbers ``names`` (the first ``len(names)`` of
+    ``_NUMERIC_ELEMENTS``, in order) at ``precision``: the text ``_format`` makes of them
+    (``"%.6E" % x`` is ``format(x, ".6E")``, a third faster for three numbers than one
+    ``str.format``)."""
     digits = precision or 7
     spec = _NUMBER_SPECS[digits] if digits < 18 else f".{digits - 1}E"
-    return ",".join(f"{{{_NUMERIC_ELEMENTS.index(name)}:{spec}}}" for name in names)
+    return ",".join(f"%{spec}" for _ in names)
 
 
 def _word(value: bool) -> str:
@@ -301,8 +303,8 @@ class Keithley2450:
         #: what ``_point`` derives from the settings (-1: no _EPOCH, worked out at first use)
         self._galvanostat = (-1, False, 0.0, 0.0, 0.0, 0.0, 0.0)
         #: ``:READ?`` commands seen (by identity: the parse cache hands out the same
-        #: objects) with their element names, buffer name and, when every element is a
-        #: number, its ``_numbers_template`` by precision
+        #: objects) with their element names, buffer name and, when the elements are
+        #: READ[, SOUR[, REL]], their ``_numbers_template`` by precision
         self._read_plans: dict[int, tuple[Command, list[str], str, dict[int, str] | None]] = {}
         self._prepared: dict[bytes, tuple[_Prepared, ...]] = {}
         #: the prepared lines that are one runnable command
@@ -1232,8 +1234,8 @@ class Keithley2450:
         if plan is None or plan[0] is not c:
             key = self._buffer(c.params[0] if c.params else None).name
             names = self._elements(c.params[1:])
-            numeric = all(name in _NUMERIC_ELEMENTS for name in names)
-            plan = (c, names, key, {} if numeric else None)
+            in_order = tuple(names) == _NUMERIC_ELEMENTS[: len(names)]
+            plan = (c, names, key, {} if in_order else None)
             if len(self._read_plans) < 256:  # the entry keeps c alive: its id stays its own
                 self._read_plans[id(c)] = plan
         buffer = self.buffers[plan[2]]
@@ -1241,7 +1243,7 @@ class Keithley2450:
         if templates is None or self.count != 1 or buffer.origin is None:
             return self._format(self._take(buffer), buffer, plan[1])
         # The campaign's :READ? (one call per sample): _take and _format inlined, the
-        # numbers formatted by one template per precision ("{0:.6E},{1:.6E},{2:.6E}")
+        # numbers formatted by one template per precision ("%.6E,%.6E,%.6E")
         reading = self.measure()
         readings = buffer.readings
         readings.append(reading)
@@ -1251,7 +1253,9 @@ class Keithley2450:
         template = templates.get(precision)
         if template is None:
             template = templates[precision] = _numbers_template(plan[1], precision)
-        return template.format(reading.value, reading.source, reading.time - buffer.origin)
+        numbers = (reading.value, reading.source, reading.time - buffer.origin)
+        reply: str = template % numbers[: len(plan[1])]
+        return reply
 
     def _fetch(self, c: Command) -> str:
         buffer = self._buffer(c.params[0] if c.params else None)
