@@ -23,6 +23,7 @@ emulation mode): a driver must check ``*LANG?`` and refuse the latter two.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time as _time
@@ -124,16 +125,19 @@ class _Terminal:
         return -self.s * self.cell.open_circuit_voltage(temperature)
 
 
-#: bumped by every write to a setting of any 2450 (an attribute of the instrument not
-#: starting with ``_``, or of its SourceSettings and SenseSettings): ``measure`` keeps
-#: what it derives from the settings until the next write
+#: renewed by every write to a setting of any 2450 (an attribute of the instrument not
+#: starting with ``_``, or of its SourceSettings and SenseSettings): ``measure`` and
+#: ``_point`` keep what they derive from the settings while it stays the same
 _EPOCH = [0]
+#: the epochs: every write takes a number never used before, so that rigs on other threads
+#: writing at the same time can never bring back the epoch of a plan made before a write
+_TICKETS = itertools.count(1)
 
 
 def _setting_changed(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)
     if not name.startswith("_"):
-        _EPOCH[0] += 1
+        _EPOCH[0] = next(_TICKETS)
 
 
 @dataclass
