@@ -79,6 +79,7 @@ class InProcessTransport(Transport):
         self.name = name
         self.timeout = timeout
         self._closed = False
+        self._encoded = ("", b"")  # the last line sent and its bytes (mostly :READ?)
 
     def _send(self, line: str) -> bytes | None:
         if self._closed:
@@ -94,8 +95,12 @@ class InProcessTransport(Transport):
         # ``_send`` inlined: a virtual campaign makes millions of these calls
         if self._closed:
             raise LinkLost(f"{self.name}: transport is closed", "reopen the instrument")
+        last, data = self._encoded
+        if line is not last:
+            data = line.encode("ascii")
+            self._encoded = (line, data)
         try:
-            reply = self.device.handle(line.encode("ascii"))
+            reply = self.device.handle(data)
         except ConnectionError as exc:
             raise LinkLost(
                 f"{self.name}: link lost ({exc})", "check the cable / USB connection"

@@ -363,6 +363,8 @@ class Wire:
             self._sync()
             self.requests += 1
             active = self.faults.active
+            if not active and self._corrupt_left <= 0:
+                return self.firmware.handle(line)  # no fault armed: the reply as it is
             if active:
                 if self.unplug_kind in active:
                     raise DeviceUnplugged(f"{self.unplug_kind}: the link is gone")

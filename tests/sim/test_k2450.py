@@ -212,3 +212,30 @@ def test_the_cell_model_looks_passive_from_the_smu(wiring: str, sign: float) -> 
     v = float(q(rig, ":READ?"))
     assert 0.05 < v < 1.0  # 2 mA/cm² at 125 °C: a few hundred mV, same sign as the current
     assert rig.charge == pytest.approx(sign * 1.57e-3 * 60.0, rel=1e-6)
+
+
+def test_a_setting_written_directly_changes_the_next_reading() -> None:
+    """measure keeps what it derives from the settings until one changes: writes that
+    bypass SCPI (tests, benchmarks) count as changes too."""
+    rig, _ = smu_rig(resistance=500.0)
+    galvanostat(rig, 1e-3)  # 0.5 V on the fixed 2 V range
+    fw = rig.smu_firmware
+    q(rig, ':READ? "defbuffer1", READ, SOUR')
+    fw.senses["VOLTage"].range = 200e-3  # 0.5 V is over this range
+    assert float(q(rig, ':READ? "defbuffer1", READ, SOUR').split(",")[0]) == 9.9e37
+    fw.senses["VOLTage"].autorange = True
+    assert float(q(rig, ':READ? "defbuffer1", READ, SOUR').split(",")[0]) == pytest.approx(
+        0.5, abs=1e-4
+    )
+    fw.sources["CURRent"].readback = False
+    fw.sources["CURRent"].level = 0.7e-3  # the programmed level, as it is
+    assert q(rig, ':READ? "defbuffer1", READ, SOUR').split(",")[1] == "7.000000E-04"
+    assert fw.operating_point().current == 0.7e-3
+    fw.lead_resistance = 1e3  # 2-wire: the leads add 0.7 V
+    fw.senses["VOLTage"].rsense = False
+    assert fw.operating_point().voltage == pytest.approx(0.35 + 0.7)
+    fw.output = False
+    fw.sources["CURRent"].offmode = "HIMPedance"
+    assert q(rig, ':READ? "defbuffer1", READ, SOUR').split(",")[1] == "0.000000E+00"
+    fw.precision = 3
+    assert q(rig, ':READ? "defbuffer1", READ, SOUR').split(",")[1] == "0.00E+00"
