@@ -51,6 +51,8 @@ _UNFRAMED: dict[bytes, str] = {}
 #: valid ``DUTY`` payloads: (permille, ttl_ms, the framed ``OK DUTY`` reply)
 _DUTIES: dict[str, tuple[int, int, bytes]] = {}
 _CACHE_MAX = 4096
+#: the framed ``T?`` request
+_T_LINE = frame("T?")
 
 
 def _frame_cached(payload: str) -> bytes:
@@ -165,6 +167,8 @@ class HeaterBoardFirmware:
     # ------------------------------------------------------------- protocol
 
     def handle(self, line: bytes) -> bytes | None:
+        if line == _T_LINE:  # ``T?`` once a rig-second: no parsing, a reply new every time
+            return self._temperature_frame()
         line = line.rstrip(b"\r\n")
         if not line:
             return None  # empty lines are ignored (a host may send one to resync)
@@ -180,7 +184,7 @@ class HeaterBoardFirmware:
             if len(_UNFRAMED) < _CACHE_MAX:
                 _UNFRAMED[line] = payload
         if payload == "T?":  # the one request whose reply is new every time
-            return frame(self._temperature())
+            return self._temperature_frame()
         duty = _DUTIES.get(payload)
         if duty is not None:  # a DUTY already parsed and checked once (``_duty``)
             permille, ttl_ms, ok = duty
@@ -224,14 +228,23 @@ class HeaterBoardFirmware:
         return f"ERR UNKNOWN {word[:16]}"
 
     def _temperature(self) -> str:
-        temperature, cold_junction, faults, counter = self.bench.thermocouple()
-        hot = "nan" if temperature != temperature else f"{temperature:.2f}"  # NaN: a fault
-        cold = "nan" if cold_junction != cold_junction else f"{cold_junction:.4f}"
-        if self.trip is not None or self.bench.time >= self.lease_until:  # output_duty()
-            duty = 0
-        else:
-            duty = round(self.permille / 1000.0 * 1000)
-        return f"T {hot} {cold} {faults:02X} {counter % COUNTER_WRAP} {duty}"
+        return self._temperature_frame().rpartition(b"*")[0].decode("ascii")
+
+    def _temperature_frame(self) -> bytes:
+        """The framed ``T`` reply, formatted and framed as bytes in one go (once a
+        rig-second): ``%.2f`` gives what ``f"{x:.2f}"`` does, ``nan`` for a fault included;
+        the applied duty is ``output_duty()`` in permille, i.e. ``permille`` or 0."""
+        bench = self.bench
+        temperature, cold_junction, faults, counter = bench.thermocouple()
+        duty = 0 if self.trip is not None or bench.time >= self.lease_until else self.permille
+        data = b"T %.2f %.4f %02X %d %d" % (
+            temperature,
+            cold_junction,
+            faults,
+            counter % COUNTER_WRAP,
+            duty,
+        )
+        return b"%s*%04X" % (data, binascii.crc_hqx(data, 0xFFFF))
 
     def _status(self) -> str:
         state = "TRIPPED" if self.trip else "OK"
