@@ -11,7 +11,6 @@ the link on ``ID?`` (``Transport.resync``), so a late reply is never taken for a
 from __future__ import annotations
 
 import binascii
-import math
 
 from drivers.base import (
     BoardStatus,
@@ -62,6 +61,12 @@ _MARKER_LINE = frame(MARKER)
 _FRAMES: dict[str, str] = {}
 #: fault fields as the board sends them, parsed once
 _FAULTS = {f"{bits:02X}": ThermocoupleFault(bits) for bits in range(8)}
+#: applied-duty fields (permille) as the board sends them, as the fraction ``read`` returns
+_DUTIES = {str(permille): permille / 1000 for permille in range(1001)}
+#: temperature fields as the board sends them, parsed once: readings come in 0.25 °C and
+#: 0.0625 °C steps, so a campaign sees a few hundred texts, and parsing one is costly (no
+#: NaN: each reading keeps a NaN of its own, as ``float`` gives)
+_TEMPERATURES: dict[str, float] = {}
 
 
 class HeaterBoardDriver(HeaterBoard):
@@ -93,14 +98,27 @@ class HeaterBoardDriver(HeaterBoard):
             fault_bits = _FAULTS.get(faults)
             if fault_bits is None:
                 fault_bits = ThermocoupleFault(int(faults, 16))
-            return ThermoReading(float(temp), float(cj), fault_bits, int(counter), int(duty) / 1000)
+            applied = _DUTIES.get(duty)
+            if applied is None:
+                applied = int(duty) / 1000
+            hot = _TEMPERATURES.get(temp)
+            if hot is None:
+                hot = float(temp)
+                if hot == hot and len(_TEMPERATURES) < 4096:
+                    _TEMPERATURES[temp] = hot
+            cold = _TEMPERATURES.get(cj)
+            if cold is None:
+                cold = float(cj)
+                if cold == cold and len(_TEMPERATURES) < 4096:
+                    _TEMPERATURES[cj] = cold
+            return ThermoReading(hot, cold, fault_bits, int(counter), applied)
         except ValueError as exc:
             raise GarbledReply(
                 f"{self.transport.name}: bad T reply fields {temp, cj, faults}"
             ) from exc
 
     async def set_duty(self, duty: float, ttl: float) -> None:
-        if not (0.0 <= duty <= 1.0) or math.isnan(duty):
+        if not 0.0 <= duty <= 1.0:  # (NaN too)
             raise OutOfRange(f"heater duty {duty!r} is outside 0…1")
         if not (TTL_MIN <= ttl <= TTL_MAX):
             raise OutOfRange(
