@@ -258,6 +258,8 @@ _NOISE_BLOCK = 1024
 
 #: builds a named tuple from a tuple without the generated ``__new__`` (a Python call)
 _new_reading = tuple.__new__
+#: ``round`` of a float, without ``round``'s look-up of ``__round__`` (twice a conversion)
+_round = float.__round__
 
 
 class ThermocoupleReading(NamedTuple):
@@ -332,11 +334,11 @@ class Max31855:
         else:
             cold_noise, hot_noise = self._deviates(counter)
         cj_raw = ambient + self.cold_junction_offset + 0.02 * cold_noise
-        cold_junction = round(cj_raw * 16.0) / 16.0
+        cold_junction = _round(cj_raw * 16.0) / 16.0  # (a float: times 16.0)
         faults = 0 if probe == "ok" else self.PROBE_FAULTS[probe]
         if faults:
             return _new_reading(ThermocoupleReading, (math.nan, cold_junction, faults, counter))
         hot = cj_raw if probe == "shorted" else sensor
         hot += self.noise * hot_noise
-        reading = (round(hot * 4.0) / 4.0, cold_junction, 0, counter)
+        reading = (_round(hot * 4.0) / 4.0, cold_junction, 0, counter)
         return _new_reading(ThermocoupleReading, reading)
