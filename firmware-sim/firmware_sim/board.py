@@ -48,8 +48,8 @@ def frame(payload: str) -> bytes:
 _FRAMED: dict[str, bytes] = {}
 #: payloads of request lines with a good crc (a pure function of the line)
 _UNFRAMED: dict[bytes, str] = {}
-#: valid ``DUTY`` payloads: (permille, ttl_ms, the framed ``OK DUTY`` reply)
-_DUTIES: dict[str, tuple[int, int, bytes]] = {}
+#: valid ``DUTY`` request lines: (permille, ttl_ms, the framed ``OK DUTY`` reply)
+_DUTY_LINES: dict[bytes, tuple[int, int, bytes]] = {}
 _CACHE_MAX = 4096
 #: the framed ``T?`` request
 _T_LINE = frame("T?")
@@ -173,39 +173,43 @@ class HeaterBoardFirmware:
     # ------------------------------------------------------------- protocol
 
     def handle(self, line: bytes) -> bytes | None:
-        if line == _T_LINE:  # ``T?`` once a rig-second: no parsing, a reply new every time
+        # the two requests of every rig-second before any parsing: ``T?`` (its reply is new
+        # every time) and a DUTY line seen before (parsed and checked once, by ``_duty``)
+        if line == _T_LINE:
             return self._temperature_frame()
-        line = line.rstrip(b"\r\n")
-        if not line:
-            return None  # empty lines are ignored (a host may send one to resync)
-        if len(line) > MAX_LINE:
-            self._corrupt()
-            return frame("ERR LONG")
-        payload = _UNFRAMED.get(line)
-        if payload is None:
-            payload = unframe(line)
-            if payload is None:
+        duty = _DUTY_LINES.get(line)
+        if duty is None:
+            line = line.rstrip(b"\r\n")
+            if not line:
+                return None  # empty lines are ignored (a host may send one to resync)
+            if len(line) > MAX_LINE:
                 self._corrupt()
-                return frame("ERR CHECKSUM")
-            if len(_UNFRAMED) < _CACHE_MAX:
-                _UNFRAMED[line] = payload
-        if payload == "T?":  # the one request whose reply is new every time
-            return self._temperature_frame()
-        duty = _DUTIES.get(payload)
-        if duty is not None:  # a DUTY already parsed and checked once (``_duty``)
-            permille, ttl_ms, ok = duty
-            if self.trip is not None:
-                return frame(f"ERR TRIPPED {self.trip}") if permille else ok
-            self.permille = permille
-            self.lease_until = self.bench.time + ttl_ms / 1000.0
-            return ok
-        reply = self._request(payload)
-        if reply.startswith("OK DUTY") and len(_DUTIES) < _CACHE_MAX:
-            _, _, permille_text, ttl_text = reply.split(" ")
-            _DUTIES[payload] = int(permille_text), int(ttl_text), _frame_cached(reply)
-        if reply.startswith("STATUS"):  # carries the uptime: new every time
-            return frame(reply)
-        return _frame_cached(reply)
+                return frame("ERR LONG")
+            payload = _UNFRAMED.get(line)
+            if payload is None:
+                payload = unframe(line)
+                if payload is None:
+                    self._corrupt()
+                    return frame("ERR CHECKSUM")
+                if len(_UNFRAMED) < _CACHE_MAX:
+                    _UNFRAMED[line] = payload
+            if payload == "T?":
+                return self._temperature_frame()
+            duty = _DUTY_LINES.get(line)
+            if duty is None:
+                reply = self._request(payload)
+                if reply.startswith("OK DUTY") and len(_DUTY_LINES) < _CACHE_MAX:
+                    _, _, permille_text, ttl_text = reply.split(" ")
+                    _DUTY_LINES[line] = int(permille_text), int(ttl_text), _frame_cached(reply)
+                if reply.startswith("STATUS"):  # carries the uptime: new every time
+                    return frame(reply)
+                return _frame_cached(reply)
+        permille, ttl_ms, ok = duty
+        if self.trip is not None:
+            return frame(f"ERR TRIPPED {self.trip}") if permille else ok
+        self.permille = permille
+        self.lease_until = self.bench.time + ttl_ms / 1000.0
+        return ok
 
     def _corrupt(self) -> None:
         now = self.bench.time
