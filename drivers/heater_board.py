@@ -76,8 +76,9 @@ class HeaterBoardDriver(HeaterBoard):
         self.transport = transport
         self.retries = retries
         self.corrupt_replies = 0  # replies that failed their crc (retried)
-        #: (permille, lease ms) -> the request, the echo, and the whole framed reply
-        self._duty_lines: dict[tuple[int, int], tuple[str, list[str], str]] = {}
+        #: (permille, lease s) -> the request, the echo, and the whole framed reply (the
+        #: lease as given: the loop gives the same one every time, and rounds it only once)
+        self._duty_lines: dict[tuple[int, float], tuple[str, list[str], str]] = {}
 
     # -- the request table -------------------------------------------------------
 
@@ -125,10 +126,10 @@ class HeaterBoardDriver(HeaterBoard):
                 f"heater lease {ttl:g} s is outside {TTL_MIN:g}…{TTL_MAX:g} s",
                 "rig setting heater.lease",
             )
-        request = (round(duty * 1000), round(ttl * 1000))
+        request = (round(duty * 1000), ttl)
         cached = self._duty_lines.get(request)
         if cached is None:
-            text = f"DUTY {request[0]} {request[1]}"
+            text = f"DUTY {request[0]} {round(ttl * 1000)}"
             cached = (text, text.split(" "), frame(f"OK {text}"))
             if len(self._duty_lines) < 4096:
                 self._duty_lines[request] = cached
