@@ -23,7 +23,6 @@ emulation mode): a driver must check ``*LANG?`` and refuse the latter two.
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 import time as _time
@@ -125,26 +124,9 @@ class _Terminal:
         return -self.s * self.cell.open_circuit_voltage(temperature)
 
 
-#: renewed by every write to a setting of any 2450 (an attribute of the instrument not
-#: starting with ``_``, or of its SourceSettings and SenseSettings): ``measure`` and
-#: ``_point`` keep what they derive from the settings while it stays the same
-_EPOCH = [0]
-#: the epochs: every write takes a number never used before, so that rigs on other threads
-#: writing at the same time can never bring back the epoch of a plan made before a write
-_TICKETS = itertools.count(1)
-
-
-def _setting_changed(obj: object, name: str, value: object) -> None:
-    object.__setattr__(obj, name, value)
-    if not name.startswith("_"):
-        _EPOCH[0] = next(_TICKETS)
-
-
 @dataclass
 class SourceSettings:
     """The settings the 2450 keeps per source function (the source configuration list)."""
-
-    __setattr__ = _setting_changed
 
     level: float = 0.0
     range: float = 0.0
@@ -158,8 +140,6 @@ class SourceSettings:
 
 @dataclass
 class SenseSettings:
-    __setattr__ = _setting_changed
-
     range: float
     autorange: bool = True
     nplc: float = 1.0
@@ -229,23 +209,12 @@ _NUMBER_SPECS = {digits: f".{digits - 1}E" for digits in range(1, 18)}
 _CLOCK_ELEMENTS = frozenset({"SEConds", "FRACtional", "DATE", "TIME", "TSTamp"})
 #: elements that are plain numbers of a reading, in ``_numbers_template``'s argument order
 _NUMERIC_ELEMENTS = ("READing", "SOURce", "RELative")
-#: Keithley2450._plan_measure's answer (see there)
-_MeasurePlan = tuple[
-    int,
-    bool,
-    tuple[tuple[float, float, float, float], ...] | None,
-    float | None,
-    tuple[float, float, float, float],
-    tuple[int, int],
-    tuple[str, str],
-]
-
-
-def _digitizing(kind: str, rng: float, nplc: float) -> tuple[float, float, float]:
-    """``_digitize``'s numbers on range ``rng``: (overrange, noise scale, step), the same
-    products: its ``value + NOISE[kind] * rng / math.sqrt(nplc) * gauss`` adds
-    ``(NOISE[kind] * rng / math.sqrt(nplc)) * gauss``."""
-    return rng * OVERRANGE, NOISE[kind] * rng / math.sqrt(nplc), RESOLUTION[kind] * rng
+#: ``measure``'s inlined _digitize: the constants by kind, and each range with the bound
+#: ``_range_for`` compares against (the same products, worked out once)
+_NOISE_V, _NOISE_I = NOISE["V"], NOISE["I"]
+_RESOLUTION_V, _RESOLUTION_I = RESOLUTION["V"], RESOLUTION["I"]
+_V_BOUNDS = tuple((r, r * (1 + 1e-9)) for r in VOLTAGE_RANGES)
+_I_BOUNDS = tuple((r, r * (1 + 1e-9)) for r in CURRENT_RANGES)
 
 
 def _range_for(value: float, ranges: tuple[float, ...]) -> float:
@@ -274,8 +243,6 @@ def _word(value: bool) -> str:
 class Keithley2450:
     """The 2450's firmware as a :class:`drivers.transport.LineDevice`."""
 
-    __setattr__ = _setting_changed
-
     def __init__(
         self,
         terminals: Terminals,
@@ -302,10 +269,6 @@ class Keithley2450:
         self.lead_resistance = lead_resistance
         self._rng = random.Random(seed)
         self._gauss = self._rng.gauss
-        #: what ``measure`` derives from the settings, and the _EPOCH it holds for
-        self._measure_plan: _MeasurePlan | None = None
-        #: what ``_point`` derives from the settings (-1: no _EPOCH, worked out at first use)
-        self._galvanostat = (-1, False, 0.0, 0.0, 0.0, 0.0, 0.0)
         #: ``:READ?`` commands seen (by identity: the parse cache hands out the same
         #: objects) with their element names, buffer name and, when the elements are
         #: READ[, SOUR[, REL]], their ``_numbers_template`` by precision
@@ -372,19 +335,19 @@ class Keithley2450:
         """``operating_point`` as a plain tuple (voltage, current, limited, relay closed):
         the rig asks for it at every physics step."""
         t = self.terminals
-        galvanostat = self._galvanostat
-        if galvanostat[0] != _EPOCH[0]:
-            galvanostat = self._galvanostat = self._plan_galvanostat()
-        if galvanostat[1] and t.connected:
-            # a galvanostat inside its voltage limit — the common case — as
-            # _output_on_point works it out, without the detours (and with the products
-            # of settings it needs worked out once per settings)
-            _, _, level, vlim, minus_s, s_level, level_r_lead = galvanostat
-            v = minus_s * t.cell.voltage(s_level, t.cell_temperature) + level_r_lead
-            if abs(v) <= vlim:
-                return v, level, False, True
         cell_wired = t.connected and self.terminal_select == "FRONt"
         temperature = t.cell_temperature
+        if self.output and cell_wired and self.source_function == "CURRent":
+            # a galvanostat inside its voltage limit — the common case — as
+            # _output_on_point works it out, without the detours
+            src = self.sources["CURRent"]
+            level = src.level
+            vlim = src.limit if self.protection is None else self._vlim(src.limit)
+            r_lead = 0.0 if self.senses[self.sense_function].rsense else self.lead_resistance
+            s = self.polarity
+            v = -s * t.cell.voltage(s * level, temperature) + level * r_lead  # _Terminal
+            if abs(v) <= vlim:
+                return v, level, False, True
         cell = _Terminal(t.cell, self.polarity)
         if not self.output:
             v, i, limited, relay = self._output_off_point(cell, temperature, cell_wired)
@@ -400,18 +363,6 @@ class Keithley2450:
             v, i, limited = self._output_on_point(cell, temperature)
             relay = True
         return v, i, limited, relay
-
-    def _plan_galvanostat(self) -> tuple[int, bool, float, float, float, float, float]:
-        """What ``_point``'s galvanostat case needs of the settings: (_EPOCH, output on in
-        current mode at the front terminals?, level, VLIM, -polarity, polarity × level,
-        level × lead resistance (0 in 4-wire))."""
-        src = self.sources["CURRent"]
-        level = src.level
-        vlim = src.limit if self.protection is None else self._vlim(src.limit)
-        r_lead = 0.0 if self.senses[self.sense_function].rsense else self.lead_resistance
-        s = self.polarity
-        on = self.output and self.terminal_select == "FRONt" and self.source_function == "CURRent"
-        return _EPOCH[0], on, level, vlim, -s, s * level, level * r_lead
 
     def _vlim(self, vlim: float) -> float:
         return vlim if self.protection is None else min(vlim, float(self.protection))
@@ -511,105 +462,80 @@ class Keithley2450:
 
     def measure(self) -> Reading:
         """One source-measure cycle at the present instant."""
-        # One call per sample of a campaign: what _sense, _sense_value and _digitize work
-        # out from the settings is kept in a plan (until a setting changes), and the rest
-        # is inlined here with the same arithmetic in the same order and the same noise
-        # draws (sense, then source).
+        # One call per sample of a campaign: _sense, _sense_value, _digitize and
+        # _range_for are inlined for a voltage or current measurement, with the same
+        # arithmetic in the same order (and the same noise draws: sense, then source).
         voltage, current, limited, _ = self._point()
-        plan = self._measure_plan
-        if plan is None or plan[0] != _EPOCH[0]:
-            plan = self._measure_plan = self._plan_measure()
-        _, sense_voltage, table, source_mode, source_digitize, status_bits, units = plan
+        sense_function = self.sense_function
+        source_function = self.source_function
+        output = self.output
+        src = self.sources[source_function]
+        senses = self.senses
         gauss = self._gauss
-        if table is None:  # RESistance
-            value = self._sense(self.sense_function, voltage, current)
+        if sense_function == "RESistance":
+            value = self._sense(sense_function, voltage, current)
         else:
-            x = voltage if sense_voltage else current
-            magnitude = abs(x / OVERRANGE)
-            for entry in table:  # the range: _range_for(x / OVERRANGE), or the fixed one
-                if magnitude <= entry[0]:
-                    break
-            # (no break: entry is the last, the largest range, as _range_for's fallback)
-            _, over, scale, step = entry
-            if abs(x) > over:
+            s = senses[sense_function]
+            if sense_function == "VOLTage":
+                x, noise, resolution, bounds = voltage, _NOISE_V, _RESOLUTION_V, _V_BOUNDS
+            else:
+                x, noise, resolution, bounds = current, _NOISE_I, _RESOLUTION_I, _I_BOUNDS
+            if sense_function == source_function and output:
+                rng = src.range  # measuring the source: its range
+            elif not s.autorange:
+                rng = s.range
+            else:  # _range_for(x / OVERRANGE, ranges)
+                magnitude = abs(x / OVERRANGE)
+                rng = bounds[-1][0]
+                for r, bound in bounds:
+                    if magnitude <= bound:
+                        rng = r
+                        break
+            if abs(x) > rng * OVERRANGE:
                 value = OVERFLOW
             else:
-                value = round((x + scale * gauss(0.0, 1.0)) / step) * step
-        if source_mode is None:  # readback
-            actual = current if source_digitize[0] else voltage
-            _, over, scale, step = source_digitize
-            if abs(actual) > over:
+                noisy = x + noise * rng / math.sqrt(s.nplc) * gauss(0.0, 1.0)
+                step = resolution * rng
+                value = round(noisy / step) * step
+        current_source = source_function == "CURRent"
+        programmed = src.level
+        if not output:
+            source = 0.0 if src.offmode == "HIMPedance" else programmed
+        elif src.readback:  # _digitize(actual, kind, src.range, VOLTage nplc)
+            actual, noise, resolution = (
+                (current, _NOISE_I, _RESOLUTION_I)
+                if current_source
+                else (voltage, _NOISE_V, _RESOLUTION_V)
+            )
+            rng = src.range
+            if abs(actual) > rng * OVERRANGE:
                 source = OVERFLOW
             else:
-                source = round((actual + scale * gauss(0.0, 1.0)) / step) * step
+                noisy = actual + noise * rng / math.sqrt(senses["VOLTage"].nplc) * gauss(0.0, 1.0)
+                step = resolution * rng
+                source = round(noisy / step) * step
         else:
-            source = source_mode
+            source = programmed
+        source_status = STAT_READBACK if src.readback else 0
+        if output:
+            source_status |= STAT_OUTPUT
+            if senses[sense_function].rsense:
+                source_status |= STAT_SENSE
+            if limited:
+                source_status |= STAT_LIMIT
+        status = STAT_QUESTIONABLE if abs(value) >= OVERFLOW else 0
         t = self.terminals
         fields = (
             value,
             source,
             t.time,
             t.unix(),
-            units[0],
-            units[1],
-            STAT_QUESTIONABLE if abs(value) >= OVERFLOW else 0,
-            status_bits[1] if limited else status_bits[0],
+            _UNITS[sense_function],
+            "Amp DC" if current_source else "Volt DC",
+            status,
+            source_status,
         )
         return _new_reading(Reading, fields)  # Reading(*fields), without a Python call
-
-    def _plan_measure(self) -> _MeasurePlan:
-        """What ``measure`` needs of the settings: (epoch, sense voltage?, the sense
-        ranges as (bound, overrange, noise scale, step) or None for RESistance, the source
-        value or None to read back, the readback's (current?, overrange, noise scale, step),
-        the source status without and with the limit bit, (unit, source unit))."""
-        sense_function = self.sense_function
-        source_function = self.source_function
-        output = self.output
-        src = self.sources[source_function]
-        senses = self.senses
-        table: tuple[tuple[float, float, float, float], ...] | None = None
-        sense_voltage = sense_function == "VOLTage"
-        if sense_function != "RESistance":
-            s = senses[sense_function]
-            kind = "V" if sense_voltage else "I"
-            if sense_function == source_function and output:
-                fixed: float | None = src.range  # measuring the source: its range
-            elif not s.autorange:
-                fixed = s.range
-            else:
-                fixed = None
-            ranges = VOLTAGE_RANGES if sense_voltage else CURRENT_RANGES
-            table = tuple(
-                (math.inf if fixed is not None else r * (1 + 1e-9), *_digitizing(kind, r, s.nplc))
-                for r in ((fixed,) if fixed is not None else ranges)
-            )
-        current_source = source_function == "CURRent"
-        source_mode: float | None = src.level
-        source_digitize = (0.0, 0.0, 0.0, 0.0)
-        if not output:
-            source_mode = 0.0 if src.offmode == "HIMPedance" else src.level
-        elif src.readback:
-            source_mode = None
-            nplc = senses["VOLTage"].nplc
-            kind = "I" if current_source else "V"
-            source_digitize = (float(current_source), *_digitizing(kind, src.range, nplc))
-        source_status = STAT_READBACK if src.readback else 0
-        limit_bit = 0
-        if output:
-            source_status |= STAT_OUTPUT
-            if senses[sense_function].rsense:
-                source_status |= STAT_SENSE
-            limit_bit = STAT_LIMIT
-        units = (_UNITS[sense_function], "Amp DC" if current_source else "Volt DC")
-        return (
-            _EPOCH[0],
-            sense_voltage,
-            table,
-            source_mode,
-            source_digitize,
-            (source_status, source_status | limit_bit),
-            units,
-        )
 
     # ----------------------------------------------------------- formatting
 
