@@ -63,10 +63,6 @@ _FRAMES: dict[str, str] = {}
 _FAULTS = {f"{bits:02X}": ThermocoupleFault(bits) for bits in range(8)}
 #: applied-duty fields (permille) as the board sends them, as the fraction ``read`` returns
 _DUTIES = {str(permille): permille / 1000 for permille in range(1001)}
-#: temperature fields as the board sends them, parsed once: readings come in 0.25 °C and
-#: 0.0625 °C steps, so a campaign sees a few hundred texts, and parsing one is costly (no
-#: NaN: each reading keeps a NaN of its own, as ``float`` gives)
-_TEMPERATURES: dict[str, float] = {}
 
 
 class HeaterBoardDriver(HeaterBoard):
@@ -102,17 +98,7 @@ class HeaterBoardDriver(HeaterBoard):
             applied = _DUTIES.get(duty)
             if applied is None:
                 applied = int(duty) / 1000
-            hot = _TEMPERATURES.get(temp)
-            if hot is None:
-                hot = float(temp)
-                if hot == hot and len(_TEMPERATURES) < 4096:
-                    _TEMPERATURES[temp] = hot
-            cold = _TEMPERATURES.get(cj)
-            if cold is None:
-                cold = float(cj)
-                if cold == cold and len(_TEMPERATURES) < 4096:
-                    _TEMPERATURES[cj] = cold
-            return ThermoReading(hot, cold, fault_bits, int(counter), applied)
+            return ThermoReading(float(temp), float(cj), fault_bits, int(counter), applied)
         except ValueError as exc:
             raise GarbledReply(
                 f"{self.transport.name}: bad T reply fields {temp, cj, faults}"

@@ -324,15 +324,7 @@ class Max31855:
     def convert(
         self, counter: int, sensor: float, ambient: float, probe: str = "ok"
     ) -> ThermocoupleReading:
-        # the block in hand, looked up here (``_deviates`` fetches a new one): once a
-        # rig-second or more
-        cached = self._noise_block
-        block = counter // _NOISE_BLOCK
-        if cached is not None and cached[1] == block and cached[0] == self.seed:
-            i = counter - block * _NOISE_BLOCK
-            cold_noise, hot_noise = cached[2][i], cached[3][i]
-        else:
-            cold_noise, hot_noise = self._deviates(counter)
+        cold_noise, hot_noise = self._deviates(counter)
         cj_raw = ambient + self.cold_junction_offset + 0.02 * cold_noise
         cold_junction = _round(cj_raw * 16.0) / 16.0  # (a float: times 16.0)
         faults = 0 if probe == "ok" else self.PROBE_FAULTS[probe]
