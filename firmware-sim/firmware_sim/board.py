@@ -53,10 +53,7 @@ _DUTY_LINES: dict[bytes, tuple[int, int, bytes]] = {}
 _CACHE_MAX = 4096
 #: the framed ``T?`` request
 _T_LINE = frame("T?")
-#: fields of the ``T`` reply as sent: readings recur (0.25 and 0.0625 °C steps), the fault
-#: bits and the applied duty are a few values; formatting a float is costly in Python
-_HOT_TEXT: dict[float, bytes] = {}
-_COLD_TEXT: dict[float, bytes] = {}
+#: fields of the ``T`` reply as sent: the fault bits and the applied duty are a few values
 _SMALL_TEXT = {value: b"%d" % value for value in range(1001)}  # the applied duty, permille
 _FAULT_TEXT = {bits: b"%02X" % bits for bits in range(256)}
 
@@ -242,25 +239,14 @@ class HeaterBoardFirmware:
 
     def _temperature_frame(self) -> bytes:
         """The framed ``T`` reply, as bytes (once a rig-second): ``%.2f`` gives what
-        ``f"{x:.2f}"`` does, ``nan`` for a fault included, and a reading's text is kept (but
-        not a zero's or a NaN's: 0.0 and -0.0 are one key and print apart); the applied duty is
+        ``f"{x:.2f}"`` does, ``nan`` for a fault included; the applied duty is
         ``output_duty()`` in permille, i.e. ``permille`` or 0."""
         bench = self.bench
         temperature, cold_junction, faults, counter = bench.thermocouple()
-        hot = _HOT_TEXT.get(temperature)
-        if hot is None:
-            hot = b"%.2f" % temperature
-            if temperature and temperature == temperature and len(_HOT_TEXT) < _CACHE_MAX:
-                _HOT_TEXT[temperature] = hot
-        cold = _COLD_TEXT.get(cold_junction)
-        if cold is None:
-            cold = b"%.4f" % cold_junction
-            if cold_junction and cold_junction == cold_junction and len(_COLD_TEXT) < _CACHE_MAX:
-                _COLD_TEXT[cold_junction] = cold
         duty = 0 if self.trip is not None or bench.time >= self.lease_until else self.permille
-        data = b"T %s %s %s %d %s" % (
-            hot,
-            cold,
+        data = b"T %.2f %.4f %s %d %s" % (
+            temperature,
+            cold_junction,
             _FAULT_TEXT.get(faults) or b"%02X" % faults,
             counter % COUNTER_WRAP,
             _SMALL_TEXT.get(duty) or b"%d" % duty,
